@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make demo   provision data, release the lesson (and, as the pipeline grows, grade the samples)
+#   make test   lint, type-check and run the whole test suite
+# Both create or reuse the virtual environment in .venv and install what they need,
+# Debian packages included when run as root.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEBS    := bubblewrap
+
+.PHONY: demo test lint system-packages clean
+
+demo: $(STAMP)
+	$(BIN)/autograder datasets
+	$(BIN)/autograder release lesson25
+
+test: $(STAMP) lint
+	$(BIN)/autograder datasets
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check autograder tests
+	$(BIN)/ruff format --check autograder tests
+	$(BIN)/mypy
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; \
+	fi
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
