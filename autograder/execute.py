@@ -7,6 +7,7 @@ sandboxed runner for student code builds on the same client with a sandboxing ke
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ def execute_notebook(
     env = {**os.environ, **kernel_env(mnist_npz)}
     started = time.perf_counter()
     try:
-        client.execute(env=env, cwd=str(workdir))
+        client.execute(env=env, cwd=str(workdir), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     except NbCellExecutionError as err:
         index = current["index"]
         where = cell_label(nb.cells[index], index) if index >= 0 else "a cell"

@@ -30,8 +30,9 @@ from typing import Any
 MNIST_ENV = "AUTOGRADER_MNIST_NPZ"
 """Environment variable with the path of the mirror's ``mnist.npz``."""
 
-TARGET_MODULE = "keras.src.datasets.mnist"
-"""The module whose ``get_file`` is replaced."""
+TARGET_MODULES = ("keras.src.datasets.mnist", "tf_keras.src.datasets.mnist")
+"""The modules whose ``get_file`` is replaced (Keras 3, and legacy ``tf_keras`` when
+``TF_USE_LEGACY_KERAS=1``, which has the same ``load_data``)."""
 
 _MARK = "__autograder_mnist_shim__"
 
@@ -100,7 +101,7 @@ class _PatchingLoader(importlib.abc.Loader):
 
 
 class MnistShimFinder(importlib.abc.MetaPathFinder):
-    """Finds ``keras.src.datasets.mnist`` with the other finders and wraps its loader."""
+    """Finds the :data:`TARGET_MODULES` with the other finders and wraps their loader."""
 
     def find_spec(
         self,
@@ -108,7 +109,7 @@ class MnistShimFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != TARGET_MODULE:
+        if fullname not in TARGET_MODULES:
             return None
         for finder in sys.meta_path:
             if isinstance(finder, MnistShimFinder) or getattr(finder, _MARK, False):
@@ -139,6 +140,7 @@ def install() -> None:
     """Install the MNIST shim in this process (idempotent, imports nothing)."""
     if not installed():
         sys.meta_path.insert(0, MnistShimFinder())
-    module = sys.modules.get(TARGET_MODULE)
-    if module is not None:
-        patch_module(module)
+    for name in TARGET_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:
+            patch_module(module)

@@ -1,0 +1,1 @@
+"""The sandboxed runner: executes one untrusted notebook and harvests what the checks need."""

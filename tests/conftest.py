@@ -1,0 +1,26 @@
+"""Shared fixtures: the real MNIST mirror, provisioned once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir() -> Path:
+    """The course's dataset folder with a provisioned MNIST mirror (downloads once)."""
+    from autograder.config import load_config
+    from autograder.datasets import provision_mnist
+
+    data_dir = load_config(ROOT).data_dir
+    provision_mnist(data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror(mnist_data_dir: Path) -> Path:
+    """The mirror's ``mnist.npz``."""
+    return mnist_data_dir / "mnist.npz"
