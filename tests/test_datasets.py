@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +180,7 @@ def _zip_without_member(path: Path) -> None:
         archive.writestr("mnist/__init__.py", "")
 
 
-BAD_SOURCES = {
+BAD_SOURCES: dict[str, tuple[Callable[[Path], object], str]] = {
     "wrong-hash.pkl.gz": (lambda p: p.write_bytes(gzip.compress(b"not mnist")), "SHA-256"),
     "mnist.npz": (_wrong_npz, "not a valid MNIST"),
     "broken.whl": (lambda p: p.write_bytes(b"PK\x03\x04 garbage, not a zip"), "unreadable zip"),

@@ -15,7 +15,6 @@ from jupyter_client.manager import AsyncKernelManager
 from autograder.kernel.shim import MNIST_ENV
 
 KERNEL_ENV = {
-    "MPLBACKEND": "Agg",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PYTHONHASHSEED": "0",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",

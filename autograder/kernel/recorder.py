@@ -10,6 +10,7 @@ Loaded as an IPython extension by the project kernel when ``AUTOGRADER_HARVEST_D
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -69,10 +70,18 @@ class _Recorder:
             return
         for manager in helpers.Gcf.get_all_fig_managers():
             fig = manager.canvas.figure
-            known = self.figures.get(id(fig))
-            if known is not None and not fig.stale:
-                continue
-            self.figures[id(fig)] = {"fig": fig, "meta": _figure_meta(fig, self.cell)}
+            if id(fig) not in self.figures or fig.stale:
+                self.capture(fig)
+
+    def capture(self, fig: Any) -> None:
+        """Snapshot a figure's metadata and pixels (before it is shown and closed)."""
+        meta = _figure_meta(fig, self.cell + 1)
+        known = self.figures.get(id(fig))
+        if known is not None and known["meta"]["axes"] == meta["axes"]:
+            return
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        self.figures[id(fig)] = {"meta": meta, "png": buffer.getvalue()}
 
     # -- harvest ------------------------------------------------------------------------
     def harvest(self, out: Path) -> None:
@@ -104,7 +113,7 @@ class _Recorder:
         for number, record in enumerate(self.figures.values(), start=1):
             key = f"figure-{number}"
             try:
-                record["fig"].savefig(out / "figures" / f"{key}.png", dpi=80)
+                (out / "figures" / f"{key}.png").write_bytes(record["png"])
                 meta = dict(record["meta"], key=key, file=f"figures/{key}.png")
                 manifest["figures"].append(meta)
             except Exception as err:
@@ -190,7 +199,37 @@ def load_ipython_extension(shell: Any) -> None:
     if _RECORDER is None:
         _RECORDER = _Recorder(shell)
         shell.events.register("post_execute", _RECORDER.post_execute)
+        _watch_figure_close(_RECORDER)
         gpu_memory_growth()
+
+
+def _watch_figure_close(recorder: _Recorder) -> None:
+    """Capture every figure just before matplotlib forgets it: ``plt.show()`` in the inline
+    backend and ``plt.close()`` both end in ``Gcf.destroy`` / ``Gcf.destroy_all``."""
+    from matplotlib import _pylab_helpers
+
+    gcf = _pylab_helpers.Gcf
+    destroy, destroy_all = gcf.destroy.__func__, gcf.destroy_all.__func__  # type: ignore[attr-defined]
+
+    def capture_manager(manager: Any) -> None:
+        try:
+            recorder.capture(manager.canvas.figure)
+        except Exception as err:
+            print(f"[autograder] recorder: {err!r}", file=sys.__stderr__)
+
+    def on_destroy(cls: Any, num: Any) -> Any:
+        manager = num if hasattr(num, "canvas") else cls.figs.get(num)
+        if manager is not None:
+            capture_manager(manager)
+        return destroy(cls, num)
+
+    def on_destroy_all(cls: Any) -> Any:
+        for manager in list(cls.figs.values()):
+            capture_manager(manager)
+        return destroy_all(cls)
+
+    gcf.destroy = classmethod(on_destroy)  # type: ignore[method-assign,assignment]
+    gcf.destroy_all = classmethod(on_destroy_all)  # type: ignore[method-assign,assignment]
 
 
 def gpu_memory_growth() -> None:

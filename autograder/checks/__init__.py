@@ -1,0 +1,1 @@
+"""The grading checks: a pytest plugin, the artifacts it serves, and the scoring rule."""
