@@ -6,6 +6,7 @@ Every :class:`AutograderError` ends the command with its one-line message and ex
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -145,4 +146,56 @@ def run(
         )
         failed += record["status"] not in ("ok", "cell-error")
     if failed:
+        sys.exit(1)
+
+
+@main.command()
+@course_option
+@click.argument("assignment")
+@click.option("--runs", default=3, show_default=True, help="Solution runs, one seed each.")
+@reports_errors
+def calibrate(course_root: Path | None, assignment: str, runs: int) -> None:
+    """Run the solution RUNS times and propose the checks' thresholds."""
+    from autograder.checks.calibrate import calibrate as do_calibrate
+    from autograder.checks.calibrate import calibration_file
+
+    config = _config(course_root)
+    result = do_calibrate(config, assignment, runs, log=click.echo)
+    click.echo(f"\n{'threshold':<28}{'min':>11}{'mean':>11}{'max':>11}{'proposed':>11}")
+    for key, stats in result["distribution"].items():
+        click.echo(
+            f"{key:<28}{stats['min']:>11.4g}{stats['mean']:>11.4g}{stats['max']:>11.4g}"
+            f"{result['thresholds'][key]:>11.4g}"
+        )
+    click.echo(f"written to {calibration_file(config, assignment)}")
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--assignment", default=None, help="Default: the notebook's folder name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the run folder here (default: a temporary folder).")
+@click.option("--no-sandbox", is_flag=True,
+              help="Run your own notebook without the sandbox (where bubblewrap is missing).")
+@reports_errors
+def check(
+    notebook: Path, assignment: str | None, as_json: bool, out: Path | None, no_sandbox: bool
+) -> None:
+    """Run NOTEBOOK and the visible checks on it (hidden checks are not shown)."""
+    from autograder.selfcheck import self_check
+
+    report = self_check(notebook, assignment=assignment, out=out, sandbox=not no_sandbox)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"run: {report['status']} in {report['wall_s']:.1f} s"
+                   + (f" - {report['message']}" if report["message"] else ""))
+        for item in report["checks"]:
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}[item["outcome"]]
+            click.echo(f"  {mark:<5} {item['cell']:<28} {item['check']}"
+                       + (f"\n        {item['message']}" if item["message"] else ""))
+        click.echo(f"{report['passed']}/{len(report['checks'])} visible checks passed; "
+                   "hidden checks run when your submission is graded")
+    if report["passed"] < len(report["checks"]):
         sys.exit(1)

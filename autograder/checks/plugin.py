@@ -30,9 +30,10 @@ import numpy as np
 import pytest
 
 from autograder.checks.artifacts import CheckFailed, Submission
+from autograder.checks.data import fresh_sequences as make_sequences
+from autograder.checks.data import mnist_test_set
 from autograder.checks.scoring import CheckResult
 
-GRADER_SEED = 20_251_225
 RESULTS_KEY = pytest.StashKey[dict[str, list[CheckResult]]]()
 FLAGS_KEY = pytest.StashKey[list[str]]()
 
@@ -47,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only the checks marked visible (student self-check)")
     group.addoption("--ag-data-dir", default=None, metavar="DIR",
                     help="dataset mirror (default: $AUTOGRADER_DATA_DIR or the course's)")
+    group.addoption("--ag-cells", default=None, metavar="FILE",
+                    help="write which checks score which grade cell as JSON (with --collect-only)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,6 +86,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cells_file = config.getoption("--ag-cells")
+    if cells_file:
+        cells: dict[str, list[str]] = {}
+        for item in items:
+            info = check_marker(item)
+            if info is not None:
+                name = item.originalname if isinstance(item, pytest.Function) else item.name
+                check = f"{Path(str(item.path)).stem}::{name}"
+                if check not in cells.setdefault(info["cell"], []):
+                    cells[info["cell"]].append(check)
+        Path(cells_file).write_text(json.dumps(cells, indent=1), "utf-8")
     if not config.getoption("--ag-visible-only"):
         for item in items:
             check_marker(item)
@@ -149,21 +163,14 @@ def saved_file(submission: Submission) -> Callable[[str], Path]:
 def mnist_test(request: pytest.FixtureRequest) -> tuple[np.ndarray, np.ndarray]:
     """MNIST test images and labels, preprocessed as the released notebook prescribes:
     float32 pixels / 255 shaped (N, 28, 28, 1), one-hot labels. Loaded once per session."""
-    from autograder.datasets import load_mnist
-
-    _, (x_test, y_test) = load_mnist(_data_dir(request.config))
-    x = x_test.reshape((-1, 28, 28, 1)).astype("float32") / 255.0
-    y = np.eye(10, dtype="float32")[y_test]
-    return x, y
+    return mnist_test_set(_data_dir(request.config))
 
 
 @pytest.fixture(scope="session")
 def fresh_sequences() -> tuple[np.ndarray, np.ndarray]:
     """1,000 new sequences of the lesson's task (10 steps in [0, 1), target = their mean),
     drawn with the grader's own seed so that no submission has seen them."""
-    rng = np.random.default_rng(GRADER_SEED)
-    x = rng.random((1000, 10, 1)).astype("float32")
-    return x, x.mean(axis=(1, 2))
+    return make_sequences()
 
 
 @pytest.fixture

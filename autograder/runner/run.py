@@ -57,6 +57,7 @@ class RunRequest:
     gpu_slot: int = 0
     sandbox: bool = True
     extra_files: tuple[Path, ...] = ()
+    seed: int | None = None
 
 
 class _Client(NotebookClient):  # type: ignore[misc]
@@ -138,6 +139,8 @@ async def run_submission_async(request: RunRequest) -> dict[str, Any]:
         require_sandbox()
     device = select_device(request.device_mode, slot=request.gpu_slot)
     record["device"] = {"kind": device.kind, "name": device.name, "gpus_seen_by_kernel": []}
+    if request.seed is not None:
+        _apply_seed(nb, request.seed)
     record["seed"] = _declared_seed(nb)
 
     with tempfile.TemporaryDirectory(prefix="autograder-run-") as tmp:
@@ -315,6 +318,15 @@ def _declared_seed(nb: Any) -> int | None:
             if found:
                 return int(found.group(1))
     return None
+
+
+def _apply_seed(nb: Any, seed: int) -> None:
+    """Replace the notebook's declared ``SEED = N`` (its seed policy) by ``seed``."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and re.search(r"^SEED\s*=\s*\d+", cell.source, re.MULTILINE):
+            cell.source = re.sub(r"^SEED\s*=\s*\d+", f"SEED = {seed}", cell.source,
+                                 count=1, flags=re.MULTILINE)
+            return
 
 
 def _sha256(path: Path) -> str:

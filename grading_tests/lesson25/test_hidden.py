@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from autograder.checks.data import accuracy, mse
 from autograder.checks.layers import LayerRow, compare_stacks, layer_table
 from autograder.checks.plots import check_plot_image, find_curves
 
@@ -45,20 +45,8 @@ LSTM_STACK = [LayerRow("LSTM(64)", (None, 64), 16896), LayerRow("Dense(1)", (Non
 GRU_STACK = [LayerRow("GRU(64)", (None, 64), 12864), LayerRow("Dense(1)", (None, 1), 65)]
 
 
-def _accuracy(model, mnist_test):
-    x, y = mnist_test
-    probabilities = model.predict(x, batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=1) == np.argmax(y, axis=1)))
-
-
-def _mse(model, fresh_sequences):
-    x, y = fresh_sequences
-    predicted = model.predict(x, batch_size=1000, verbose=0).reshape(-1)
-    return float(np.mean((predicted - y) ** 2))
-
-
 def _measured_accuracy(name, history_name, model, history, mnist_test, flag):
-    measured = _accuracy(model(name), mnist_test)
+    measured = accuracy(model(name), mnist_test)
     claimed = history(history_name).get("val_accuracy", [])
     if claimed and abs(claimed[-1] - measured) > CLAIM_GAP:
         flag(
@@ -85,10 +73,10 @@ def test_cnn_accuracy_measured(model, history, mnist_test, flag):
 @pytest.mark.check(cell="test_lstm", weight=2)
 def test_lstm_mse_on_fresh_sequences(model, fresh_sequences):
     compare_stacks(layer_table(model("lstm_model")), LSTM_STACK, name="lstm_model")
-    mse = _mse(model("lstm_model"), fresh_sequences)
+    error = mse(model("lstm_model"), fresh_sequences)
     limit = THRESHOLDS["lstm_model_mse_max"]
-    assert mse <= limit, (
-        f"`lstm_model` has MSE {mse:.2e} on new sequences (measured by the grader); at most "
+    assert error <= limit, (
+        f"`lstm_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
     )
 
@@ -113,10 +101,10 @@ def test_cnn128_plot_shows_training(saved_file, figures, history):
 @pytest.mark.check(cell="test_gru", weight=2)
 def test_gru_mse_on_fresh_sequences(model, fresh_sequences):
     compare_stacks(layer_table(model("gru_model")), GRU_STACK, name="gru_model")
-    mse = _mse(model("gru_model"), fresh_sequences)
+    error = mse(model("gru_model"), fresh_sequences)
     limit = THRESHOLDS["gru_model_mse_max"]
-    assert mse <= limit, (
-        f"`gru_model` has MSE {mse:.2e} on new sequences (measured by the grader); at most "
+    assert error <= limit, (
+        f"`gru_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
     )
 
