@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,7 @@ def _config(course_root: Path | None) -> CourseConfig:
 @click.version_option(package_name="nn-autograder")
 def main() -> None:
     """Autograder for neural-network homework in Jupyter notebooks."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @main.command()
@@ -199,3 +201,90 @@ def check(
                    "hidden checks run when your submission is graded")
     if report["passed"] < len(report["checks"]):
         sys.exit(1)
+
+
+@main.command()
+@course_option
+@click.argument("assignment")
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A folder of submissions, or an LMS download (.zip).")
+@click.option("--exchange", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="nbgrader exchange root: collect its inbound submissions.")
+@click.option("--pattern", default=None,
+              help="Regex with a named group 'student' matched against each file's path.")
+@reports_errors
+def collect(
+    course_root: Path | None,
+    assignment: str,
+    source: Path | None,
+    exchange: Path | None,
+    pattern: str | None,
+) -> None:
+    """Store submissions under submitted/<student>/ASSIGNMENT/ (attempts are kept)."""
+    from autograder import intake
+
+    config = _config(course_root)
+    if (source is None) == (exchange is None):
+        raise click.UsageError("give exactly one of --from and --exchange")
+    if source is not None:
+        report = intake.collect(config, assignment, source, pattern=pattern or config.student_pattern)
+    else:
+        assert exchange is not None
+        report = intake.collect_exchange(config, assignment, exchange)
+    for stored in report.stored:
+        click.echo(f"stored   {stored.student}: attempt {stored.attempt}"
+                   + (f" ({stored.note})" if stored.note else ""))
+    for rejected in report.rejected:
+        click.echo(f"rejected {rejected.path}: {rejected.reason}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning  {warning}", err=True)
+    click.echo(report.summary())
+    if report.rejected:
+        sys.exit(1)
+
+
+@main.command()
+@course_option
+@click.argument("assignment")
+@click.option("--force", is_flag=True, help="Regrade submissions already graded.")
+@click.option("--workers", default=2, show_default=True, help="Submissions run at once.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              show_default=True)
+@click.option("--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU.")
+@reports_errors
+def grade(
+    course_root: Path | None,
+    assignment: str,
+    force: bool,
+    workers: int,
+    device: str,
+    gpu_slots: int,
+) -> None:
+    """Run, check, record and report every collected submission of ASSIGNMENT."""
+    from autograder.grade import grade as do_grade
+    from autograder.publish import publish
+
+    config = _config(course_root)
+    summary = do_grade(config, assignment, force=force, workers=workers, device=device,
+                       gpu_slots=gpu_slots, log=click.echo, write_reports=publish)
+    _print_summary(config, assignment, summary)
+    if summary.flagged or summary.failed:
+        sys.exit(1)
+
+
+def _print_summary(config: CourseConfig, assignment: str, summary: Any) -> None:
+    from autograder.publish import dashboard_path
+
+    click.echo(f"\n{'student':<14}{'score':>8}{'max':>6}  {'status':<15}flags")
+    for result in summary.results:
+        click.echo(f"{result.student:<14}{result.score:>8.2f}{result.max_score:>6g}  "
+                   f"{result.status:<15}{len(result.flags)}")
+    click.echo(
+        f"\ngraded now: {len(summary.graded)}, unchanged: {len(summary.skipped)}, "
+        f"failed runs: {len(summary.failed)}, flagged: {len(summary.flagged)}, "
+        f"mean score: {summary.mean_score:.2f}"
+    )
+    click.echo(f"dashboard: {dashboard_path(config, assignment)}")
+    click.echo(f"reports:   {config.feedback_dir}/<student>/{assignment}/report.html")
+    if summary.flagged:
+        click.echo(f"{len(summary.flagged)} submission(s) need a human: see the dashboard")

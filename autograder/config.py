@@ -23,8 +23,8 @@ DATA_ENV = "AUTOGRADER_DATA_DIR"
 class Limits:
     """Resource limits for one sandboxed notebook run."""
 
-    notebook_timeout_s: int = 1800
-    cell_timeout_s: int = 900
+    notebook_timeout_s: int = 900
+    cell_timeout_s: int = 240
     memory_mb: int = 6144
     processes: int = 256
     disk_mb: int = 1024
@@ -50,6 +50,15 @@ class Student:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """Extra days one student has for one assignment."""
+
+    student: str
+    assignment: str
+    days: float
+
+
+@dataclass(frozen=True)
 class CourseConfig:
     """The whole course configuration, with paths resolved against the course root."""
 
@@ -61,6 +70,9 @@ class CourseConfig:
     limits: Limits = field(default_factory=Limits)
     assignments: tuple[Assignment, ...] = ()
     students: tuple[Student, ...] = ()
+    extensions: tuple[Extension, ...] = ()
+    student_pattern: str | None = None
+    show_hidden_checks: bool = False
 
     @property
     def source_dir(self) -> Path:
@@ -87,6 +99,28 @@ class CourseConfig:
         ):
             return prefix + str(self.root / self.gradebook_url[len(prefix) :])
         return self.gradebook_url
+
+    @property
+    def submitted_dir(self) -> Path:
+        return self.root / "submitted"
+
+    @property
+    def autograded_dir(self) -> Path:
+        return self.root / "autograded"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.root / "feedback"
+
+    def student_name(self, student: str) -> str:
+        """The roster name of ``student`` (the id itself when not on the roster)."""
+        return next((s.name for s in self.students if s.id == student and s.name), student)
+
+    def extension_days(self, student: str, assignment: str) -> float:
+        """Days of extension ``student`` has for ``assignment`` (0 when none)."""
+        return sum(
+            e.days for e in self.extensions if e.student == student and e.assignment == assignment
+        )
 
     def assignment(self, name: str) -> Assignment:
         """The assignment called ``name``; a clear error when the course does not list it."""
@@ -146,6 +180,12 @@ def _parse(root: Path, table: dict[str, Any]) -> CourseConfig:
     students = tuple(
         Student(id=str(s["id"]), name=str(s.get("name", ""))) for s in table.get("students", [])
     )
+    extensions = tuple(
+        Extension(student=str(e["student"]), assignment=str(e["assignment"]),
+                  days=float(e["days"]))
+        for e in table.get("extensions", [])
+    )
+    pattern = table.get("student_pattern")
     return CourseConfig(
         root=root,
         course_id=str(table.get("course_id", "nn-course")),
@@ -155,4 +195,7 @@ def _parse(root: Path, table: dict[str, Any]) -> CourseConfig:
         limits=Limits(**table.get("limits", {})),
         assignments=assignments,
         students=students,
+        extensions=extensions,
+        student_pattern=str(pattern) if pattern else None,
+        show_hidden_checks=bool(table.get("show_hidden_checks", False)),
     )

@@ -8,8 +8,8 @@ Each check is a test function marked with the nbgrader grade cell it scores::
 
 and asks for fixtures: ``submission``, ``run_record``, ``model("name")``, ``summary("name")``,
 ``history("name")``, ``figures``, ``saved_file("name")``, ``mnist_test`` (loaded once per
-session), ``fresh_sequences`` (grader-side seed) and ``flag`` (raise a concern for a human
-without failing). A batch is one pytest session: each check is parametrized over every run
+session), ``fresh_sequences`` (grader-side seed), ``flag`` (raise a concern for a human without
+failing) and ``metric`` (report a grader measurement beside the student's claim). A batch is one pytest session: each check is parametrized over every run
 folder given with ``--ag-run``.
 
 Verdicts: an :class:`AssertionError` (including :class:`CheckFailed`) fails the check against
@@ -36,6 +36,7 @@ from autograder.checks.scoring import CheckResult
 
 RESULTS_KEY = pytest.StashKey[dict[str, list[CheckResult]]]()
 FLAGS_KEY = pytest.StashKey[list[str]]()
+METRICS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -181,6 +182,22 @@ def flag(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return flags.append
 
 
+@pytest.fixture
+def metric(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``metric(name, measured, claimed=None, threshold=None)``: report a grader measurement
+    (beside the student's own claim) in the feedback, whatever the verdict."""
+    metrics: list[dict[str, Any]] = []
+    request.node.stash[METRICS_KEY] = metrics
+
+    def add(
+        name: str, measured: float, claimed: float | None = None, threshold: str | None = None
+    ) -> None:
+        metrics.append({"name": name, "measured": measured, "claimed": claimed,
+                        "threshold": threshold})
+
+    return add
+
+
 def _data_dir(config: pytest.Config) -> Path:
     given = config.getoption("--ag-data-dir") or os.environ.get("AUTOGRADER_DATA_DIR")
     if given:
@@ -218,6 +235,9 @@ def pytest_runtest_makereport(
         message = f"grader error: {excinfo.typename}: {excinfo.value}"[:1000]
         details = {}
     name = item.originalname if isinstance(item, pytest.Function) else item.name
+    metrics = item.stash.get(METRICS_KEY, [])
+    if metrics:
+        details = {**details, "metrics": metrics}
     result = CheckResult(
         check=f"{Path(str(item.path)).stem}::{name}",
         cell=info["cell"],

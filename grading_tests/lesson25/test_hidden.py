@@ -45,15 +45,17 @@ LSTM_STACK = [LayerRow("LSTM(64)", (None, 64), 16896), LayerRow("Dense(1)", (Non
 GRU_STACK = [LayerRow("GRU(64)", (None, 64), 12864), LayerRow("Dense(1)", (None, 1), 65)]
 
 
-def _measured_accuracy(name, history_name, model, history, mnist_test, flag):
+def _measured_accuracy(name, history_name, model, history, mnist_test, flag, metric):
     measured = accuracy(model(name), mnist_test)
     claimed = history(history_name).get("val_accuracy", [])
+    minimum = THRESHOLDS[f"{name}_accuracy_min"]
+    metric(f"{name} test accuracy", measured, claimed[-1] if claimed else None,
+           f">= {minimum:.3f}")
     if claimed and abs(claimed[-1] - measured) > CLAIM_GAP:
         flag(
             f"`{history_name}` claims val_accuracy {claimed[-1]:.4f}, the grader measured "
             f"{measured:.4f} on the MNIST test set"
         )
-    minimum = THRESHOLDS[f"{name}_accuracy_min"]
     assert measured >= minimum, (
         f"`{name}` reaches accuracy {measured:.4f} on the MNIST test set (measured by the "
         f"grader); at least {minimum:.3f} is required"
@@ -66,15 +68,18 @@ def test_cnn_layer_stack(model):
 
 
 @pytest.mark.check(cell="test_cnn_training", weight=2)
-def test_cnn_accuracy_measured(model, history, mnist_test, flag):
-    _measured_accuracy("cnn_model", "cnn_history", model, history, mnist_test, flag)
+def test_cnn_accuracy_measured(model, history, mnist_test, flag, metric):
+    _measured_accuracy("cnn_model", "cnn_history", model, history, mnist_test, flag, metric)
 
 
 @pytest.mark.check(cell="test_lstm", weight=2)
-def test_lstm_mse_on_fresh_sequences(model, fresh_sequences):
+def test_lstm_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
     compare_stacks(layer_table(model("lstm_model")), LSTM_STACK, name="lstm_model")
     error = mse(model("lstm_model"), fresh_sequences)
     limit = THRESHOLDS["lstm_model_mse_max"]
+    claimed = history("lstm_history").get("val_loss", [])
+    metric("lstm_model MSE on new sequences", error, claimed[-1] if claimed else None,
+           f"<= {limit:.1e}")
     assert error <= limit, (
         f"`lstm_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
@@ -87,8 +92,8 @@ def test_cnn128_layer_stack(model):
 
 
 @pytest.mark.check(cell="test_cnn128_training", weight=2)
-def test_cnn128_accuracy_measured(model, history, mnist_test, flag):
-    _measured_accuracy("cnn128_model", "cnn128_history", model, history, mnist_test, flag)
+def test_cnn128_accuracy_measured(model, history, mnist_test, flag, metric):
+    _measured_accuracy("cnn128_model", "cnn128_history", model, history, mnist_test, flag, metric)
 
 
 @pytest.mark.check(cell="test_cnn128_plot", weight=1)
@@ -99,10 +104,13 @@ def test_cnn128_plot_shows_training(saved_file, figures, history):
 
 
 @pytest.mark.check(cell="test_gru", weight=2)
-def test_gru_mse_on_fresh_sequences(model, fresh_sequences):
+def test_gru_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
     compare_stacks(layer_table(model("gru_model")), GRU_STACK, name="gru_model")
     error = mse(model("gru_model"), fresh_sequences)
     limit = THRESHOLDS["gru_model_mse_max"]
+    claimed = history("gru_history").get("val_loss", [])
+    metric("gru_model MSE on new sequences", error, claimed[-1] if claimed else None,
+           f"<= {limit:.1e}")
     assert error <= limit, (
         f"`gru_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
