@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,11 +99,20 @@ def run_checks(
 
 
 def _pytest(args: list[str], *, quiet: bool) -> int:
-    """One in-process pytest session with the autograder plugin and no project ini file."""
+    """One in-process pytest session with the autograder plugin and no project ini file.
+
+    The check modules it imports are dropped from ``sys.modules`` afterwards, so the next
+    session (another course, or changed checks) imports them afresh instead of reusing a
+    module of the same name."""
     base = ["-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:randomly",
             "--import-mode=importlib", "-q", "--no-header", "-W", "ignore::DeprecationWarning"]
-    if quiet:
-        sink = io.StringIO()
-        with contextlib.redirect_stdout(sink):
-            return int(pytest.main([*base, *args]))
-    return int(pytest.main([*base, *args]))
+    before = set(sys.modules)
+    try:
+        if quiet:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return int(pytest.main([*base, *args]))
+        return int(pytest.main([*base, *args]))
+    finally:
+        for name in set(sys.modules) - before:
+            if name.startswith(("test_", "conftest")) or ".test_" in name:
+                del sys.modules[name]
