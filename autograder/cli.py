@@ -176,10 +176,17 @@ def calibrate(course_root: Path | None, assignment: str, runs: int) -> None:
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--assignment", default=None, help="Default: the notebook's folder name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the run folder here (default: a temporary folder).")
-@click.option("--no-sandbox", is_flag=True,
-              help="Run your own notebook without the sandbox (where bubblewrap is missing).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the run folder here (default: a temporary folder).",
+)
+@click.option(
+    "--no-sandbox",
+    is_flag=True,
+    help="Run your own notebook without the sandbox (where bubblewrap is missing).",
+)
 @reports_errors
 def check(
     notebook: Path, assignment: str | None, as_json: bool, out: Path | None, no_sandbox: bool
@@ -191,14 +198,20 @@ def check(
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"run: {report['status']} in {report['wall_s']:.1f} s"
-                   + (f" - {report['message']}" if report["message"] else ""))
+        click.echo(
+            f"run: {report['status']} in {report['wall_s']:.1f} s"
+            + (f" - {report['message']}" if report["message"] else "")
+        )
         for item in report["checks"]:
             mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}[item["outcome"]]
-            click.echo(f"  {mark:<5} {item['cell']:<28} {item['check']}"
-                       + (f"\n        {item['message']}" if item["message"] else ""))
-        click.echo(f"{report['passed']}/{len(report['checks'])} visible checks passed; "
-                   "hidden checks run when your submission is graded")
+            click.echo(
+                f"  {mark:<5} {item['cell']:<28} {item['check']}"
+                + (f"\n        {item['message']}" if item["message"] else "")
+            )
+        click.echo(
+            f"{report['passed']}/{len(report['checks'])} visible checks passed; "
+            "hidden checks run when your submission is graded"
+        )
     if report["passed"] < len(report["checks"]):
         sys.exit(1)
 
@@ -206,12 +219,24 @@ def check(
 @main.command()
 @course_option
 @click.argument("assignment")
-@click.option("--from", "source", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A folder of submissions, or an LMS download (.zip).")
-@click.option("--exchange", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="nbgrader exchange root: collect its inbound submissions.")
-@click.option("--pattern", default=None,
-              help="Regex with a named group 'student' matched against each file's path.")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A folder of submissions, or an LMS download (.zip).",
+)
+@click.option(
+    "--exchange",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="nbgrader exchange root: collect its inbound submissions.",
+)
+@click.option(
+    "--pattern",
+    default=None,
+    help="Regex with a named group 'student' matched against each file's path.",
+)
 @reports_errors
 def collect(
     course_root: Path | None,
@@ -227,13 +252,17 @@ def collect(
     if (source is None) == (exchange is None):
         raise click.UsageError("give exactly one of --from and --exchange")
     if source is not None:
-        report = intake.collect(config, assignment, source, pattern=pattern or config.student_pattern)
+        report = intake.collect(
+            config, assignment, source, pattern=pattern or config.student_pattern
+        )
     else:
         assert exchange is not None
         report = intake.collect_exchange(config, assignment, exchange)
     for stored in report.stored:
-        click.echo(f"stored   {stored.student}: attempt {stored.attempt}"
-                   + (f" ({stored.note})" if stored.note else ""))
+        click.echo(
+            f"stored   {stored.student}: attempt {stored.attempt}"
+            + (f" ({stored.note})" if stored.note else "")
+        )
     for rejected in report.rejected:
         click.echo(f"rejected {rejected.path}: {rejected.reason}", err=True)
     for warning in report.warnings:
@@ -248,8 +277,9 @@ def collect(
 @click.argument("assignment")
 @click.option("--force", is_flag=True, help="Regrade submissions already graded.")
 @click.option("--workers", default=2, show_default=True, help="Submissions run at once.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-              show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True
+)
 @click.option("--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU.")
 @reports_errors
 def grade(
@@ -265,8 +295,16 @@ def grade(
     from autograder.publish import publish
 
     config = _config(course_root)
-    summary = do_grade(config, assignment, force=force, workers=workers, device=device,
-                       gpu_slots=gpu_slots, log=click.echo, write_reports=publish)
+    summary = do_grade(
+        config,
+        assignment,
+        force=force,
+        workers=workers,
+        device=device,
+        gpu_slots=gpu_slots,
+        log=click.echo,
+        write_reports=publish,
+    )
     _print_summary(config, assignment, summary)
     if summary.flagged or summary.failed:
         sys.exit(1)
@@ -277,8 +315,10 @@ def _print_summary(config: CourseConfig, assignment: str, summary: Any) -> None:
 
     click.echo(f"\n{'student':<14}{'score':>8}{'max':>6}  {'status':<15}flags")
     for result in summary.results:
-        click.echo(f"{result.student:<14}{result.score:>8.2f}{result.max_score:>6g}  "
-                   f"{result.status:<15}{len(result.flags)}")
+        click.echo(
+            f"{result.student:<14}{result.score:>8.2f}{result.max_score:>6g}  "
+            f"{result.status:<15}{len(result.flags)}"
+        )
     click.echo(
         f"\ngraded now: {len(summary.graded)}, unchanged: {len(summary.skipped)}, "
         f"failed runs: {len(summary.failed)}, flagged: {len(summary.flagged)}, "
@@ -288,3 +328,7 @@ def _print_summary(config: CourseConfig, assignment: str, summary: Any) -> None:
     click.echo(f"reports:   {config.feedback_dir}/<student>/{assignment}/report.html")
     if summary.flagged:
         click.echo(f"{len(summary.flagged)} submission(s) need a human: see the dashboard")
+
+
+if __name__ == "__main__":
+    main()

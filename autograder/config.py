@@ -181,8 +181,7 @@ def _parse(root: Path, table: dict[str, Any]) -> CourseConfig:
         Student(id=str(s["id"]), name=str(s.get("name", ""))) for s in table.get("students", [])
     )
     extensions = tuple(
-        Extension(student=str(e["student"]), assignment=str(e["assignment"]),
-                  days=float(e["days"]))
+        Extension(student=str(e["student"]), assignment=str(e["assignment"]), days=float(e["days"]))
         for e in table.get("extensions", [])
     )
     pattern = table.get("student_pattern")

@@ -42,9 +42,9 @@ from autograder.results import (
     read_result,
     write_result,
 )
-from autograder.runner.run import RunRequest
 from autograder.runner.pool import run_with_progress
 from autograder.runner.record import read_record
+from autograder.runner.run import RunRequest
 
 Log = Callable[[str], None]
 RUN_FOLDER = "run"
@@ -93,8 +93,11 @@ def assignment_cells(config: CourseConfig, assignment: str) -> tuple[str, dict[s
 
 def grading_digest(config: CourseConfig, assignment: str) -> str:
     """Digest of everything a grade depends on besides the submission itself."""
-    folders = [config.grading_tests_dir / assignment, config.release_dir / assignment,
-               config.source_dir / assignment]
+    folders = [
+        config.grading_tests_dir / assignment,
+        config.release_dir / assignment,
+        config.source_dir / assignment,
+    ]
     return source_digest(*[f for f in folders if f.is_dir()])
 
 
@@ -107,8 +110,8 @@ def find_submissions(
         student = folder.parent.name
         if student.startswith(".") or not folder.is_dir():
             continue
-        candidates = [folder / notebook] if (folder / notebook).is_file() else sorted(
-            folder.glob("*.ipynb")
+        candidates = (
+            [folder / notebook] if (folder / notebook).is_file() else sorted(folder.glob("*.ipynb"))
         )
         if not candidates:
             continue
@@ -133,7 +136,7 @@ def grade(
     device: str = "auto",
     gpu_slots: int = 1,
     log: Log = print,
-    write_reports: Callable[[CourseConfig, str], None] | None = None,
+    write_reports: Callable[[CourseConfig, str], object] | None = None,
     executor: Executor | None = None,
 ) -> GradeSummary:
     """Grade every collected submission of ``assignment`` (see the module docstring).
@@ -152,8 +155,7 @@ def grade(
     if skipped:
         log(f"{len(skipped)} submission(s) already graded with the same content and checks")
     if pending:
-        execute = executor or local_executor(workers=workers, device=device,
-                                             gpu_slots=gpu_slots)
+        execute = executor or local_executor(workers=workers, device=device, gpu_slots=gpu_slots)
         checked = execute(config, assignment, pending, release, cells, log)
         for item in pending:
             result = _result(config, assignment, notebook, cells, item, checked.get(item.out))
@@ -228,19 +230,25 @@ def check_pending(
         if run_json.is_file() and read_record(run_json)["status"] != "invalid-notebook":
             runnable.append(item.out / RUN_FOLDER)
     points = {c.grade_id: c.points for c in cells.values() if c.autograded}
-    checked = run_checks(config.grading_tests_dir / assignment, runnable, points,
-                         data_dir=config.data_dir)
+    checked = run_checks(
+        config.grading_tests_dir / assignment, runnable, points, data_dir=config.data_dir
+    )
     return {run_dir.parent: result for run_dir, result in checked.items()}
 
 
-def run_request(config: CourseConfig, assignment: str, item: Pending, release: Path,
-                device: str) -> RunRequest:
+def run_request(
+    config: CourseConfig, assignment: str, item: Pending, release: Path, device: str
+) -> RunRequest:
     """The sandboxed run of one pending submission."""
     mirror = mnist_path(config.data_dir)
     return RunRequest(
-        assignment=assignment, notebook=item.notebook, out=item.out / RUN_FOLDER,
-        limits=config.limits, mnist_npz=mirror if mirror.is_file() else None,
-        release_notebook=release, device_mode=device,
+        assignment=assignment,
+        notebook=item.notebook,
+        out=item.out / RUN_FOLDER,
+        limits=config.limits,
+        mnist_npz=mirror if mirror.is_file() else None,
+        release_notebook=release,
+        device_mode=device,
     )
 
 
@@ -291,12 +299,22 @@ def _result(
             continue
         score = checked.scores[cell.grade_id] if checked else None
         checks = tuple(
-            CheckView(r.check, r.cell, r.weight, r.visible, r.outcome, r.message, r.details,
-                      r.flags)
-            for r in (checked.results if checked else ()) if r.cell == cell.grade_id
+            CheckView(
+                r.check, r.cell, r.weight, r.visible, r.outcome, r.message, r.details, r.flags
+            )
+            for r in (checked.results if checked else ())
+            if r.cell == cell.grade_id
         )
-        views.append(CellView(cell.grade_id, cell.points, score.score if score else 0.0, True,
-                              bool(score and score.needs_human), checks))
+        views.append(
+            CellView(
+                cell.grade_id,
+                cell.points,
+                score.score if score else 0.0,
+                True,
+                bool(score and score.needs_human),
+                checks,
+            )
+        )
     flags = _flags(record, checked)
     policy = config.assignment(assignment)
     submitted = item.meta.get("timestamp")
@@ -345,8 +363,10 @@ def _flags(record: dict[str, Any], checked: CheckRun | None) -> list[str]:
     crashes = [e for e in record["errors"] if not e.get("test_cell")]
     if crashes:
         first = crashes[0]
-        flags.append(f"crash in {first['grade_id'] or 'cell ' + str(first['index'])}: "
-                     f"{first['ename']}: {first['evalue']}"[:300])
+        flags.append(
+            f"crash in {first['grade_id'] or 'cell ' + str(first['index'])}: "
+            f"{first['ename']}: {first['evalue']}"[:300]
+        )
     restore = record.get("restore") or {}
     if restore.get("reinserted"):
         flags.append(f"locked cells deleted and put back: {', '.join(restore['reinserted'])}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from autograder.config import CourseConfig
@@ -55,13 +55,14 @@ def record_result(
             gb.update_or_create_assignment(
                 result.assignment, duedate=_naive_utc(assignment.deadline)
             )
-            gb.update_or_create_student(result.student, first_name=first or None,
-                                        last_name=last or None)
-            submitted = (
-                datetime.fromisoformat(result.submitted_at) if result.submitted_at else None
+            gb.update_or_create_student(
+                result.student, first_name=first or None, last_name=last or None
             )
+            submitted = datetime.fromisoformat(result.submitted_at) if result.submitted_at else None
             gb.update_or_create_submission(
-                result.assignment, result.student, timestamp=_naive_utc(submitted),
+                result.assignment,
+                result.student,
+                timestamp=_naive_utc(submitted),
                 extension=timedelta(days=extension_days) if extension_days else None,
             )
             for cell in result.cells:

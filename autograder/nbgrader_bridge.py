@@ -41,8 +41,8 @@ def nbgrader_config(config: CourseConfig, root: Path) -> Config:
 def generate_assignment(config: CourseConfig, assignment: str) -> Path:
     """Run nbgrader's generate_assignment into a scratch course, then swap the result into
     ``release/<assignment>/``; the gradebook records the assignment and its grade cells."""
-    from nbgrader.coursedir import CourseDirectory
     from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
 
     ensure_tools_on_path()
     config.gradebook_dir.mkdir(parents=True, exist_ok=True)

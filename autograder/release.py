@@ -94,8 +94,14 @@ def release(
     generate_assignment(config, assignment)
     shutil.copyfile(checks_dir / VISIBLE_FILE, config.release_dir / assignment / VISIBLE_FILE)
     if not reused:
-        _write_stamp(stamp, {"source_sha256": digest, "wall_s": round(wall_s, 1),
-                             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        _write_stamp(
+            stamp,
+            {
+                "source_sha256": digest,
+                "wall_s": round(wall_s, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
     released = tuple(config.release_dir / assignment / p.name for p in notebooks)
     log(f"{assignment}: released {', '.join(str(p.relative_to(config.root)) for p in released)}")
     return ReleaseResult(assignment, released, digest, reused, wall_s)
@@ -106,10 +112,10 @@ def check_coverage(checks_dir: Path, cells: dict[str, GradeCell], source: Path) 
     if not (checks_dir / VISIBLE_FILE).is_file():
         raise AutograderError(f"{checks_dir / VISIBLE_FILE}: missing (the visible checks)")
     scored = collect_cells(checks_dir)
-    for cell, checks in sorted(scored.items()):
-        if cell not in cells:
+    for grade_id, checks in sorted(scored.items()):
+        if grade_id not in cells:
             raise AutograderError(
-                f"{checks_dir}: {checks[0]} scores grade cell {cell!r}, which {source} lacks"
+                f"{checks_dir}: {checks[0]} scores grade cell {grade_id!r}, which {source} lacks"
             )
     for cell in cells.values():
         if cell.autograded and cell.grade_id not in scored:
@@ -135,17 +141,26 @@ def run_solution(
     for path in notebooks:
         log(f"{assignment}: running {path.relative_to(config.root)} with its solutions")
         out = config.state_dir / "release" / assignment / path.stem
-        record = run_submission(RunRequest(
-            assignment=assignment, notebook=path, out=out, limits=config.limits,
-            mnist_npz=mnist_npz, sandbox=sandbox, device_mode="cpu",
-        ))
+        record = run_submission(
+            RunRequest(
+                assignment=assignment,
+                notebook=path,
+                out=out,
+                limits=config.limits,
+                mnist_npz=mnist_npz,
+                sandbox=sandbox,
+                device_mode="cpu",
+            )
+        )
         wall_s += float(record["wall_s"])
         if record["status"] != "ok":
-            raise CellExecutionError(f"{path}: the solution run ended with "
-                                     f"{record['status']}: {record['message']}")
+            raise CellExecutionError(
+                f"{path}: the solution run ended with {record['status']}: {record['message']}"
+            )
         log(f"{assignment}: {path.name} ran end to end in {record['wall_s']:.1f} s")
-        checked = run_checks(config.grading_tests_dir / assignment, [out], points,
-                             data_dir=config.data_dir)[out]
+        checked = run_checks(
+            config.grading_tests_dir / assignment, [out], points, data_dir=config.data_dir
+        )[out]
         bad = [r for r in checked.results if r.outcome != "passed"]
         if bad:
             first = bad[0]

@@ -74,9 +74,14 @@ class SubmissionResult:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> SubmissionResult:
         cells = tuple(
-            CellView(**{**c, "checks": tuple(
-                CheckView(**{**k, "flags": tuple(k["flags"])}) for k in c["checks"]
-            )})
+            CellView(
+                **{
+                    **c,
+                    "checks": tuple(
+                        CheckView(**{**k, "flags": tuple(k["flags"])}) for k in c["checks"]
+                    ),
+                }
+            )
             for c in data["cells"]
         )
         return SubmissionResult(**{**data, "cells": cells, "flags": tuple(data["flags"])})

@@ -40,12 +40,24 @@ def self_check(
         )
     with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
         run_dir = out or Path(tmp) / "run"
-        record = run_submission(RunRequest(
-            assignment=name, notebook=notebook, out=run_dir, limits=limits, mnist_npz=mnist,
-            release_notebook=release, sandbox=sandbox,
-        ))
-        checked = run_checks(checks_dir, [run_dir], {}, visible_only=True,
-                             data_dir=config.data_dir if config else None)[run_dir]
+        record = run_submission(
+            RunRequest(
+                assignment=name,
+                notebook=notebook,
+                out=run_dir,
+                limits=limits,
+                mnist_npz=mnist,
+                release_notebook=release,
+                sandbox=sandbox,
+            )
+        )
+        checked = run_checks(
+            checks_dir,
+            [run_dir],
+            {},
+            visible_only=True,
+            data_dir=config.data_dir if config else None,
+        )[run_dir]
     checks = [
         {k: v for k, v in asdict(r).items() if k in ("check", "cell", "outcome", "message")}
         for r in checked.results

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from tiny_course import ROOT, copy_lesson, make_course, source_notebook
+from tiny_course import ROOT, copy_lesson, source_notebook
 
 from autograder.config import load_config
 from autograder.errors import AutograderError, NotebookError
@@ -98,8 +98,9 @@ def test_solution_failing_a_check_is_refused(tiny_course: Path) -> None:
 
 def test_check_naming_an_unknown_cell_is_refused(tiny_course: Path) -> None:
     checks = tiny_course / "grading_tests/tiny/test_visible.py"
-    checks.write_text(checks.read_text().replace('cell="test_answer", weight=3',
-                                                 'cell="test_nothing", weight=3'))
+    checks.write_text(
+        checks.read_text().replace('cell="test_answer", weight=3', 'cell="test_nothing", weight=3')
+    )
     with pytest.raises(AutograderError, match="scores grade cell 'test_nothing'"):
         _release(tiny_course)
 

@@ -42,7 +42,7 @@ id = "bob"
 name = "Bob Builder"
 """
 
-CHECKS = '''\
+CHECKS = """\
 import pytest
 
 
@@ -55,12 +55,19 @@ def test_run_finished(run_record):
 def test_answer_saved(saved_file):
     value = saved_file("answer.txt").read_text().strip()
     assert value == "42", f"answer.txt holds {value!r}, expected 42"
-'''
+"""
 
 
 def _meta(grade_id: str, **flags: object) -> dict[str, object]:
-    meta = {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
-            "solution": False, "task": False, **flags}
+    meta = {
+        "grade": False,
+        "grade_id": grade_id,
+        "locked": False,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+        **flags,
+    }
     return {"nbgrader": meta}
 
 
@@ -68,19 +75,29 @@ def source_notebook(solution: str = "answer = 42") -> nbformat.NotebookNode:
     """The instructor's notebook of ``tiny``."""
     cells = [
         new_markdown_cell("# Tiny\nWrite the answer.", metadata=_meta("intro", locked=True)),
-        new_code_cell(f"### BEGIN SOLUTION\n{solution}\n### END SOLUTION\n"
-                      "open('answer.txt', 'w').write(str(answer))",
-                      metadata=_meta("solve", solution=True)),
-        new_code_cell("assert answer == 42, 'wrong answer'\n### BEGIN HIDDEN TESTS\n"
-                      "assert answer + 0 == 42\n### END HIDDEN TESTS",
-                      metadata=_meta("test_answer", grade=True, locked=True, points=4)),
-        new_markdown_cell("### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
-                          metadata=_meta("why", grade=True, solution=True, points=1)),
+        new_code_cell(
+            f"### BEGIN SOLUTION\n{solution}\n### END SOLUTION\n"
+            "open('answer.txt', 'w').write(str(answer))",
+            metadata=_meta("solve", solution=True),
+        ),
+        new_code_cell(
+            "assert answer == 42, 'wrong answer'\n### BEGIN HIDDEN TESTS\n"
+            "assert answer + 0 == 42\n### END HIDDEN TESTS",
+            metadata=_meta("test_answer", grade=True, locked=True, points=4),
+        ),
+        new_markdown_cell(
+            "### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
+            metadata=_meta("why", grade=True, solution=True, points=1),
+        ),
     ]
     for cell in cells:
         cell.id = cell.metadata["nbgrader"]["grade_id"]
-    return new_notebook(cells=cells, metadata={"kernelspec": {
-        "display_name": "Python 3", "language": "python", "name": "python3"}})
+    return new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+    )
 
 
 def make_course(root: Path, data_dir: Path, *, solution: str = "answer = 42") -> Path:
@@ -93,8 +110,14 @@ def make_course(root: Path, data_dir: Path, *, solution: str = "answer = 42") ->
     return root
 
 
-def submit(root: Path, student: str, answer: str, *, timestamp: str = "2026-12-10T10:00:00+00:00",
-           extra: str = "") -> Path:
+def submit(
+    root: Path,
+    student: str,
+    answer: str,
+    *,
+    timestamp: str = "2026-12-10T10:00:00+00:00",
+    extra: str = "",
+) -> Path:
     """Store a submission of ``tiny`` as ``autograder collect`` does."""
     nb = nbformat.read(root / "release" / "tiny" / "tiny.ipynb", as_version=4)
     for cell in nb.cells:
@@ -106,8 +129,13 @@ def submit(root: Path, student: str, answer: str, *, timestamp: str = "2026-12-1
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tiny.ipynb"
     nbformat.write(nb, path)
-    meta = {"student": student, "assignment": "tiny", "timestamp": timestamp, "attempt": 1,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    meta = {
+        "student": student,
+        "assignment": "tiny",
+        "timestamp": timestamp,
+        "attempt": 1,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
     (folder / "submission.json").write_text(json.dumps(meta))
     return path
 

@@ -67,7 +67,7 @@ class Submission:
     def summary(self, name: str) -> str:
         """The text of ``model.summary()`` as the student's kernel printed it."""
         entry = self._entry("models", name)
-        return (self.artifacts / entry["summary_file"]).read_text("utf-8")
+        return str((self.artifacts / entry["summary_file"]).read_text("utf-8"))
 
     def history(self, name: str) -> dict[str, list[float]]:
         """``History.history`` of the ``fit`` result bound to ``name``."""

@@ -41,8 +41,9 @@ def measure(run_dir: Path, keys: list[str], data_dir: Path) -> dict[str, float]:
     values: dict[str, float] = {}
     for key in keys:
         if key.endswith("_accuracy_min"):
-            values[key] = accuracy(submission.model(key[: -len("_accuracy_min")]),
-                                   mnist_test_set(data_dir))
+            values[key] = accuracy(
+                submission.model(key[: -len("_accuracy_min")]), mnist_test_set(data_dir)
+            )
         elif key.endswith("_mse_max"):
             values[key] = mse(submission.model(key[: -len("_mse_max")]), fresh_sequences())
         else:
@@ -57,7 +58,7 @@ def propose(key: str, values: list[float]) -> float:
     ceiling = mean_baseline(fresh_sequences()) * MSE_CEILING_SHARE
     raw = min(max(values) * MSE_FACTOR, ceiling)
     exponent = math.floor(math.log10(raw))
-    return math.ceil(raw / 10**exponent) * 10**exponent
+    return float(math.ceil(raw / 10**exponent) * 10**exponent)
 
 
 def calibrate(
@@ -77,18 +78,29 @@ def calibrate(
     for number in range(runs):
         seed = FIRST_SEED * (number + 1)
         out = config.state_dir / "calibrate" / assignment / f"seed-{seed}"
-        record = run_submission(RunRequest(
-            assignment=assignment, notebook=notebook, out=out, limits=config.limits,
-            mnist_npz=mnist_npz, sandbox=sandbox_problem() is None, device_mode="cpu",
-            seed=seed,
-        ))
+        record = run_submission(
+            RunRequest(
+                assignment=assignment,
+                notebook=notebook,
+                out=out,
+                limits=config.limits,
+                mnist_npz=mnist_npz,
+                sandbox=sandbox_problem() is None,
+                device_mode="cpu",
+                seed=seed,
+            )
+        )
         if record["status"] != "ok":
-            raise AutograderError(f"{notebook}: calibration run with seed {seed} ended with "
-                                  f"{record['status']}: {record['message']}")
+            raise AutograderError(
+                f"{notebook}: calibration run with seed {seed} ended with "
+                f"{record['status']}: {record['message']}"
+            )
         values = measure(out, keys, config.data_dir)
         measured.append({"seed": seed, "wall_s": record["wall_s"], **values})
-        log(f"run {number + 1}/{runs} (seed {seed}, {record['wall_s']:.0f} s): "
-            + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        log(
+            f"run {number + 1}/{runs} (seed {seed}, {record['wall_s']:.0f} s): "
+            + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        )
     distribution = {
         key: {
             "min": min(vs),
@@ -105,8 +117,8 @@ def calibrate(
         "rule": {
             "accuracy": f"worst calibrated accuracy minus {ACCURACY_MARGIN}, rounded down",
             "mse": f"{MSE_FACTOR:g}x the worst calibrated MSE, rounded up, at most "
-                   f"{MSE_CEILING_SHARE:g} of the predict-the-mean MSE "
-                   f"({mean_baseline(fresh_sequences()):.2e})",
+            f"{MSE_CEILING_SHARE:g} of the predict-the-mean MSE "
+            f"({mean_baseline(fresh_sequences()):.2e})",
         },
         "runs": measured,
         "distribution": distribution,

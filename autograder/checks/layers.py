@@ -65,9 +65,12 @@ def compare_stacks(found: list[LayerRow], expected: list[LayerRow], *, name: str
     for index in range(max(len(found), len(expected))):
         mine = found[index] if index < len(found) else None
         wanted = expected[index] if index < len(expected) else None
-        if mine is None or wanted is None or (mine.layer, mine.output_shape) != (
-            wanted.layer, wanted.output_shape
-        ) or mine.params != wanted.params:
+        if (
+            mine is None
+            or wanted is None
+            or (mine.layer, mine.output_shape) != (wanted.layer, wanted.output_shape)
+            or mine.params != wanted.params
+        ):
             first = index
             break
     if first is None:
@@ -75,12 +78,16 @@ def compare_stacks(found: list[LayerRow], expected: list[LayerRow], *, name: str
     mine = found[first] if first < len(found) else None
     wanted = expected[first] if first < len(expected) else None
     if wanted is None:
-        what = f"layer {first + 1}: expected no more layers, found {mine.describe() if mine else ''}"
+        what = (
+            f"layer {first + 1}: expected no more layers, found {mine.describe() if mine else ''}"
+        )
     elif mine is None:
         what = f"layer {first + 1}: expected {wanted.describe()}, found nothing (too few layers)"
     elif (mine.layer, mine.output_shape) == (wanted.layer, wanted.output_shape):
-        what = (f"layer {first + 1} ({wanted.layer}): expected {wanted.params} parameters, "
-                f"found {mine.params}")
+        what = (
+            f"layer {first + 1} ({wanted.layer}): expected {wanted.params} parameters, "
+            f"found {mine.params}"
+        )
     else:
         what = f"layer {first + 1}: expected {wanted.describe()}, found {mine.describe()}"
     raise CheckFailed(

@@ -39,8 +39,11 @@ def _matches(line: dict[str, Any], values: list[float]) -> bool:
 
 
 def find_curves(
-    figures: list[dict[str, Any]], history: dict[str, list[float]], metrics: tuple[str, ...],
-    *, what: str,
+    figures: list[dict[str, Any]],
+    history: dict[str, list[float]],
+    metrics: tuple[str, ...],
+    *,
+    what: str,
 ) -> None:
     """Fail unless one figure's axes plot every ``metrics`` series of ``history`` point by
     point, with a title, both axis labels and a legend."""
@@ -50,7 +53,9 @@ def find_curves(
     best: tuple[int, str] = (0, f"{what}: no figure plots {' and '.join(metrics)} per epoch")
     for figure in figures:
         for axes in figure["axes"]:
-            found = [m for m in metrics if any(_matches(line, history[m]) for line in axes["lines"])]
+            found = [
+                m for m in metrics if any(_matches(line, history[m]) for line in axes["lines"])
+            ]
             if len(found) < len(metrics):
                 if found and len(found) > best[0]:
                     lacking = [m for m in metrics if m not in found]

@@ -9,8 +9,9 @@ Each check is a test function marked with the nbgrader grade cell it scores::
 and asks for fixtures: ``submission``, ``run_record``, ``model("name")``, ``summary("name")``,
 ``history("name")``, ``figures``, ``saved_file("name")``, ``mnist_test`` (loaded once per
 session), ``fresh_sequences`` (grader-side seed), ``flag`` (raise a concern for a human without
-failing) and ``metric`` (report a grader measurement beside the student's claim). A batch is one pytest session: each check is parametrized over every run
-folder given with ``--ag-run``.
+failing) and ``metric`` (report a grader measurement beside the student's claim). A batch
+is one pytest session: each check is parametrized over every run folder given with
+``--ag-run``.
 
 Verdicts: an :class:`AssertionError` (including :class:`CheckFailed`) fails the check against
 the student, with its message; any other exception is a *grader error*, reported as such and
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,36 @@ METRICS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder", "neural-network homework checks")
-    group.addoption("--ag-run", action="append", default=[], metavar="DIR",
-                    help="a run folder (run.json + artifacts/) to check; repeat for a batch")
-    group.addoption("--ag-results", default=None, metavar="FILE",
-                    help="write every check's verdict per run folder as JSON")
-    group.addoption("--ag-visible-only", action="store_true",
-                    help="run only the checks marked visible (student self-check)")
-    group.addoption("--ag-data-dir", default=None, metavar="DIR",
-                    help="dataset mirror (default: $AUTOGRADER_DATA_DIR or the course's)")
-    group.addoption("--ag-cells", default=None, metavar="FILE",
-                    help="write which checks score which grade cell as JSON (with --collect-only)")
+    group.addoption(
+        "--ag-run",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a run folder (run.json + artifacts/) to check; repeat for a batch",
+    )
+    group.addoption(
+        "--ag-results",
+        default=None,
+        metavar="FILE",
+        help="write every check's verdict per run folder as JSON",
+    )
+    group.addoption(
+        "--ag-visible-only",
+        action="store_true",
+        help="run only the checks marked visible (student self-check)",
+    )
+    group.addoption(
+        "--ag-data-dir",
+        default=None,
+        metavar="DIR",
+        help="dataset mirror (default: $AUTOGRADER_DATA_DIR or the course's)",
+    )
+    group.addoption(
+        "--ag-cells",
+        default=None,
+        metavar="FILE",
+        help="write which checks score which grade cell as JSON (with --collect-only)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,8 +96,11 @@ def check_marker(item: pytest.Item) -> dict[str, Any] | None:
     weight = kwargs.get("weight", 1.0)
     if not isinstance(weight, int | float) or weight <= 0:
         raise pytest.UsageError(f"{item.nodeid}: check weight must be a positive number")
-    return {"cell": kwargs["cell"], "weight": float(weight),
-            "visible": bool(kwargs.get("visible", False))}
+    return {
+        "cell": kwargs["cell"],
+        "weight": float(weight),
+        "visible": bool(kwargs.get("visible", False)),
+    }
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -102,7 +126,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             check_marker(item)
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         info = check_marker(item)
         (keep if info is None or info["visible"] else drop).append(item)
@@ -192,8 +217,9 @@ def metric(request: pytest.FixtureRequest) -> Callable[..., None]:
     def add(
         name: str, measured: float, claimed: float | None = None, threshold: str | None = None
     ) -> None:
-        metrics.append({"name": name, "measured": measured, "claimed": claimed,
-                        "threshold": threshold})
+        metrics.append(
+            {"name": name, "measured": measured, "claimed": claimed, "threshold": threshold}
+        )
 
     return add
 
@@ -211,7 +237,7 @@ def _data_dir(config: pytest.Config) -> Path:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     info = check_marker(item)
     callspec = getattr(item, "callspec", None)
@@ -246,7 +272,7 @@ def pytest_runtest_makereport(
         outcome=outcome,
         message=message,
         details=details,
-        flags=tuple(item.stash.get(FLAGS_KEY, [])),
+        flags=tuple(item.stash[FLAGS_KEY] if FLAGS_KEY in item.stash else ()),
     )
     item.config.stash[RESULTS_KEY].setdefault(run, []).append(result)
     return report

@@ -55,9 +55,7 @@ def collect_cells(checks_dir: Path, *, visible_only: bool = False) -> dict[str, 
     files = check_files(checks_dir, visible_only=visible_only)
     with tempfile.TemporaryDirectory(prefix="autograder-collect-") as tmp:
         out = Path(tmp) / "cells.json"
-        code = _pytest(
-            [*map(str, files), "--collect-only", "--ag-cells", str(out)], quiet=True
-        )
+        code = _pytest([*map(str, files), "--collect-only", "--ag-cells", str(out)], quiet=True)
         if code not in (0, 5) or not out.exists():
             raise AutograderError(f"{checks_dir}: the checks cannot be collected (pytest {code})")
         cells: dict[str, list[str]] = json.loads(out.read_text("utf-8"))
@@ -104,8 +102,19 @@ def _pytest(args: list[str], *, quiet: bool) -> int:
     The check modules it imports are dropped from ``sys.modules`` afterwards, so the next
     session (another course, or changed checks) imports them afresh instead of reusing a
     module of the same name."""
-    base = ["-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--import-mode=importlib", "-q", "--no-header", "-W", "ignore::DeprecationWarning"]
+    base = [
+        "-c",
+        os.devnull,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--import-mode=importlib",
+        "-q",
+        "--no-header",
+        "-W",
+        "ignore::DeprecationWarning",
+    ]
     before = set(sys.modules)
     try:
         if quiet:

@@ -36,7 +36,7 @@ def kernel_env(mnist_npz: Path | None, extra: dict[str, str] | None = None) -> d
     return env
 
 
-class ProjectKernelManager(AsyncKernelManager):  # type: ignore[misc]
+class ProjectKernelManager(AsyncKernelManager):
     """Starts ``python -m autograder.kernel`` instead of the kernelspec's argv."""
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:

@@ -39,9 +39,9 @@ def build_requests(
 ) -> list[RunRequest]:
     """One :class:`RunRequest` per notebook; several notebooks get ``out/<stem>/`` each."""
     config.assignment(assignment)
-    mirror: Path | None = mnist_path(config.data_dir)
-    if not mirror.is_file():
-        mirror = None  # load_data() in the kernel then says how to provision it
+    found = mnist_path(config.data_dir)
+    # without a mirror, load_data() in the kernel says how to provision it
+    mirror = found if found.is_file() else None
     stems = [nb.stem for nb in notebooks]
     requests = []
     for notebook in notebooks:

@@ -29,7 +29,9 @@ class GpuInfo:
     name: str
 
 
-def visible_gpus(dev: Path = Path("/dev"), proc: Path = Path("/proc/driver/nvidia")) -> list[GpuInfo]:
+def visible_gpus(
+    dev: Path = Path("/dev"), proc: Path = Path("/proc/driver/nvidia")
+) -> list[GpuInfo]:
     """NVIDIA GPUs this machine exposes: device nodes ``/dev/nvidiaN`` plus the driver's
     ``/proc`` entries for their names. Empty without the driver's control node."""
     if not (dev / "nvidiactl").exists():

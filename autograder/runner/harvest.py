@@ -34,7 +34,7 @@ class HarvestError(AutograderError):
     """The kernel's harvest is missing or does not validate."""
 
 
-_ENTRY = {
+_ENTRY: dict[str, Any] = {
     "type": "object",
     "required": ["key", "names", "cell", "file"],
     "properties": {
@@ -111,9 +111,12 @@ HISTORY_SCHEMA: dict[str, Any] = {
 }
 
 
-def _regular(path: Path, limit: int, what: str) -> None:
+def _regular(path: Path, limit: int, what: str, root: Path) -> None:
     if path.is_symlink() or not path.is_file():
         raise HarvestError(f"{what}: {path.name} is missing or not a regular file")
+    # a folder on the way may be a link the kernel planted (histories -> a host folder)
+    if path.resolve() != root.resolve() / path.relative_to(root):
+        raise HarvestError(f"{what}: {path.name} is reached through a symbolic link")
     size = path.stat().st_size
     if size > limit:
         raise HarvestError(f"{what}: {path.name} is {size} bytes, over the {limit}-byte limit")
@@ -130,7 +133,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
     Returns the artifact index recorded in ``run.json``; raises :class:`HarvestError`.
     """
     manifest_path = harvest_dir / "manifest.json"
-    _regular(manifest_path, MAX_MANIFEST, "harvest manifest")
+    _regular(manifest_path, MAX_MANIFEST, "harvest manifest", harvest_dir)
     try:
         manifest = json.loads(manifest_path.read_text("utf-8"))
         jsonschema.validate(manifest, MANIFEST_SCHEMA)
@@ -147,7 +150,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         if model["file"] != f"models/{key}.keras":
             raise HarvestError(f"harvest manifest: model {key} points outside models/")
         src = harvest_dir / model["file"]
-        _regular(src, MAX_MODEL, f"model {key}")
+        _regular(src, MAX_MODEL, f"model {key}", harvest_dir)
         if not _starts_with(src, ZIP_MAGIC):
             raise HarvestError(f"model {key}: {src.name} is not a .keras archive")
         shutil.copyfile(src, out / model["file"])
@@ -159,12 +162,13 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         if history["file"] != f"histories/{key}.json":
             raise HarvestError(f"harvest manifest: history {key} points outside histories/")
         src = harvest_dir / history["file"]
-        _regular(src, MAX_HISTORY, f"history {key}")
+        _regular(src, MAX_HISTORY, f"history {key}", harvest_dir)
         try:
             data = json.loads(src.read_text("utf-8"))
             jsonschema.validate(data, HISTORY_SCHEMA)
         except (ValueError, jsonschema.ValidationError) as err:
-            raise HarvestError(f"history {key}: does not validate: {err}") from err
+            message = getattr(err, "message", str(err))  # not str(err): it quotes the file
+            raise HarvestError(f"history {key}: does not validate: {message}") from err
         (out / history["file"]).write_text(json.dumps(data, indent=1), "utf-8")
         index["histories"].append({k: history[k] for k in ("key", "names", "cell", "file")})
     for figure in manifest["figures"]:
@@ -172,7 +176,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         if figure["file"] != f"figures/{key}.png":
             raise HarvestError(f"harvest manifest: figure {key} points outside figures/")
         src = harvest_dir / figure["file"]
-        _regular(src, MAX_FIGURE, f"figure {key}")
+        _regular(src, MAX_FIGURE, f"figure {key}", harvest_dir)
         if not _starts_with(src, PNG_MAGIC):
             raise HarvestError(f"figure {key}: not a PNG file")
         shutil.copyfile(src, out / figure["file"])

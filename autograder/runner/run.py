@@ -8,6 +8,7 @@ A limit breach ends the run with its status; nothing the kernel wrote is trusted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import platform
@@ -34,7 +35,7 @@ from autograder.notebook import cell_label, read_notebook
 from autograder.runner.device import Device, select_device
 from autograder.runner.harvest import HarvestError, collect_files, collect_harvest
 from autograder.runner.kernel import SandboxedKernelManager
-from autograder.runner.limits import Enforcer
+from autograder.runner.limits import POLL_S, Enforcer
 from autograder.runner.record import write_record
 from autograder.runner.restore import restore_cells
 from autograder.runner.sandbox import HARVEST, SandboxSpec, python_mounts, require_sandbox
@@ -60,7 +61,7 @@ class RunRequest:
     seed: int | None = None
 
 
-class _Client(NotebookClient):  # type: ignore[misc]
+class _Client(NotebookClient):
     """nbclient with a per-cell output budget: a cell that prints more trips the enforcer."""
 
     def __init__(self, *args: Any, enforcer: Enforcer, max_output_bytes: int, **kw: Any) -> None:
@@ -245,10 +246,8 @@ async def _execute(
                 if enforcer.breach:
                     break
             if not enforcer.breach:
-                reply = await client.kc.execute_interactive(
-                    HARVEST_CODE, silent=True, store_history=False, timeout=HARVEST_TIMEOUT_S,
-                    output_hook=lambda msg: None, allow_stdin=False,
-                )
+                current = -1  # a failure from here on is the harvest's, not a cell's
+                reply = await _harvest(client, km, enforcer)
                 if reply["content"].get("status") != "ok":
                     content = reply["content"]
                     status = "harvest-failed"
@@ -279,6 +278,24 @@ async def _execute(
     if status not in ("ok", "cell-error", "harvest-failed") and current >= 0:
         record["failed_cell"] = {"index": current, "grade_id": _grade_id(nb.cells[current])}
     return status, message
+
+
+async def _harvest(client: Any, km: SandboxedKernelManager, enforcer: Enforcer) -> Any:
+    """Ask the kernel for its harvest; give up as soon as the kernel dies or the watchdog
+    trips (``execute_interactive`` alone would wait ``HARVEST_TIMEOUT_S`` for a dead kernel)."""
+    task = asyncio.ensure_future(client.kc.execute_interactive(
+        HARVEST_CODE, silent=True, store_history=False, timeout=HARVEST_TIMEOUT_S,
+        output_hook=lambda msg: None, allow_stdin=False,
+    ))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=POLL_S)
+        if done:
+            return task.result()
+        if enforcer.breach or not await km.is_alive():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise DeadKernelError("it stopped during the harvest")
 
 
 def _finish(

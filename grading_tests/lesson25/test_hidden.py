@@ -49,8 +49,7 @@ def _measured_accuracy(name, history_name, model, history, mnist_test, flag, met
     measured = accuracy(model(name), mnist_test)
     claimed = history(history_name).get("val_accuracy", [])
     minimum = THRESHOLDS[f"{name}_accuracy_min"]
-    metric(f"{name} test accuracy", measured, claimed[-1] if claimed else None,
-           f">= {minimum:.3f}")
+    metric(f"{name} test accuracy", measured, claimed[-1] if claimed else None, f">= {minimum:.3f}")
     if claimed and abs(claimed[-1] - measured) > CLAIM_GAP:
         flag(
             f"`{history_name}` claims val_accuracy {claimed[-1]:.4f}, the grader measured "
@@ -78,8 +77,12 @@ def test_lstm_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
     error = mse(model("lstm_model"), fresh_sequences)
     limit = THRESHOLDS["lstm_model_mse_max"]
     claimed = history("lstm_history").get("val_loss", [])
-    metric("lstm_model MSE on new sequences", error, claimed[-1] if claimed else None,
-           f"<= {limit:.1e}")
+    metric(
+        "lstm_model MSE on new sequences",
+        error,
+        claimed[-1] if claimed else None,
+        f"<= {limit:.1e}",
+    )
     assert error <= limit, (
         f"`lstm_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
@@ -99,8 +102,12 @@ def test_cnn128_accuracy_measured(model, history, mnist_test, flag, metric):
 @pytest.mark.check(cell="test_cnn128_plot", weight=1)
 def test_cnn128_plot_shows_training(saved_file, figures, history):
     check_plot_image(saved_file("cnn128_accuracy.png"))
-    find_curves(figures, history("cnn128_history"), ("accuracy", "val_accuracy"),
-                what="the accuracy plot of `cnn128_history`")
+    find_curves(
+        figures,
+        history("cnn128_history"),
+        ("accuracy", "val_accuracy"),
+        what="the accuracy plot of `cnn128_history`",
+    )
 
 
 @pytest.mark.check(cell="test_gru", weight=2)
@@ -109,8 +116,9 @@ def test_gru_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
     error = mse(model("gru_model"), fresh_sequences)
     limit = THRESHOLDS["gru_model_mse_max"]
     claimed = history("gru_history").get("val_loss", [])
-    metric("gru_model MSE on new sequences", error, claimed[-1] if claimed else None,
-           f"<= {limit:.1e}")
+    metric(
+        "gru_model MSE on new sequences", error, claimed[-1] if claimed else None, f"<= {limit:.1e}"
+    )
     assert error <= limit, (
         f"`gru_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
         f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
@@ -120,5 +128,6 @@ def test_gru_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
 @pytest.mark.check(cell="test_gru_plot", weight=1)
 def test_gru_plot_shows_training(saved_file, figures, history):
     check_plot_image(saved_file("gru_loss.png"))
-    find_curves(figures, history("gru_history"), ("loss", "val_loss"),
-                what="the loss plot of `gru_history`")
+    find_curves(
+        figures, history("gru_history"), ("loss", "val_loss"), what="the loss plot of `gru_history`"
+    )
