@@ -8,7 +8,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := bubblewrap
+DEBS    := bubblewrap chromium chromium-driver postgresql
 
 .PHONY: demo test lint system-packages clean
 

@@ -268,7 +268,7 @@ def collect(
     for warning in report.warnings:
         click.echo(f"warning  {warning}", err=True)
     click.echo(report.summary())
-    if report.rejected:
+    if report.errors:
         sys.exit(1)
 
 

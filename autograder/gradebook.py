@@ -49,6 +49,7 @@ def record_result(
 ) -> None:
     """Write one graded submission into the gradebook in a single transaction."""
     assignment = config.assignment(result.assignment)
+    notebook = Path(notebook).stem  # nbgrader names notebooks without ".ipynb"
     first, _, last = result.student_name.partition(" ")
     with open_gradebook(config) as gb:
         try:

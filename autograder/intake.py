@@ -4,10 +4,13 @@ them under ``submitted/<student>/<assignment>/`` as nbgrader expects.
 Sources
     ``collect`` reads a folder, a ``.zip`` (an LMS download) or a single ``.ipynb``. The student
     id comes from the POSIX path of each file relative to the folder or inside the zip, through a
-    regular expression with a named group ``student`` (:data:`DEFAULT_PATTERN` unless the user
-    gives one). ``collect_exchange`` reads nbgrader's exchange,
-    ``<exchange>/<course_id>/inbound/<student>+<assignment>+<timestamp>[+<random>]/``, taking
-    the student and the timestamp from the folder name (``timestamp.txt`` inside as fallback).
+    regular expression with a named group ``student`` (the user's, the course's
+    ``student_pattern``, else :data:`DEFAULT_PATTERN`); ids are lower-cased and must be
+    ``[a-z0-9][a-z0-9._-]*``. The timestamp is an nbgrader ``timestamp.txt`` beside the notebook
+    when there is one, else the file's mtime or the zip entry's date. ``collect_exchange`` reads
+    nbgrader's exchange, ``<exchange>/<course_id>/inbound/<student>+<assignment>+<timestamp>
+    [+<random>]/``, taking the student and the timestamp from the folder name (``timestamp.txt``
+    inside as fallback).
 
 Storage (nbgrader's course-directory convention, so ``nbgrader autograde`` reads it too)
     ``submitted/<student>/<assignment>/<released name>`` holds the notebook byte for byte, beside
@@ -65,7 +68,7 @@ from autograder.errors import AutograderError
 #: ``ivanova_123_assignsubmission_file_/lesson25.ipynb`` all give ``ivanova``. Anchoring on the
 #: first component (not the file's folder) keeps underscores in file names out of the id. A zip
 #: with a wrapper folder needs a pattern such as ``^[^/]+/(?P<student>[^/_]+)``.
-DEFAULT_PATTERN = r"^(?P<student>[A-Za-z0-9][A-Za-z0-9.@-]*?)(?:/|_)"
+DEFAULT_PATTERN = r"^(?P<student>[A-Za-z0-9][A-Za-z0-9.-]*?)(?:/|_)"
 
 MB = 1024 * 1024
 MAX_NOTEBOOK_BYTES = 20 * MB  # per file (folder) and per zip entry, uncompressed
@@ -268,10 +271,11 @@ def collect(
 
     The student id of each file comes from its relative POSIX path through ``pattern``
     (``config.student_pattern`` when ``None``, else :data:`DEFAULT_PATTERN`); its timestamp
-    is the file's mtime, or the zip entry's date (Info-ZIP extended timestamp when present,
-    else the DOS date in this machine's local time zone). Raises :class:`IntakeError` only for
-    what stops the whole run (bad pattern, missing source or release, corrupt or oversized
-    zip); each bad file becomes a :class:`Rejected` entry and the rest of the batch goes on.
+    is an nbgrader ``timestamp.txt`` beside it when there is one, else the file's mtime or the
+    zip entry's date (Info-ZIP extended timestamp when present, else the DOS date in this
+    machine's local time zone). Raises :class:`IntakeError` only for what stops the whole run
+    (bad pattern, missing source or release, corrupt or oversized zip); each bad file becomes a
+    :class:`Rejected` entry and the rest of the batch goes on.
     """
     config.assignment(assignment)
     rx = compile_pattern(pattern if pattern is not None else config.student_pattern)
@@ -539,7 +543,7 @@ def _zip_timestamp_txt(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> datet
             return parse_nbgrader_timestamp(fh.read(200).decode("utf-8"))
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError):
         return None
-    except NotImplementedError:
+    except NotImplementedError:  # an unsupported compression method
         return None
 
 

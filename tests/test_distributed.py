@@ -16,43 +16,24 @@ import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from autograder.config import CourseConfig, load_config
 from autograder.errors import AutograderError
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = "tiny"
 NOTEBOOK = "tiny.ipynb"
-POINTS = 2.0
 
-# -- the tiny course ----------------------------------------------------------------------
-SOLUTION = "answer = 42\nwith open('answer.txt', 'w') as f:\n    f.write(str(answer))\n"
-ANSWERS = {  # what a student writes in the solution cell, and the score it earns
-    "right": (SOLUTION, 2.0),
-    "wrong": (SOLUTION.replace("42", "41"), 1.0),  # hidden check passes, visible fails
-    "crash": ("raise ValueError('boom')\n", 0.0),
-}
-VISIBLE = """\
-import pytest
-
-
-@pytest.mark.check(cell="test_answer", weight=1, visible=True)
-def test_answer_saved(saved_file):
-    text = saved_file("answer.txt").read_text().strip()
-    assert text == "42", f"answer.txt holds {text!r}, expected 42"
-"""
+# -- the tiny course (tests/tiny_course.py) with a hidden check added ----------------------
+POINTS = 4.0
 HIDDEN = """\
 import pytest
 
@@ -62,102 +43,40 @@ def test_no_crash(run_record):
     crashes = [e["ename"] for e in run_record["errors"] if not e["test_cell"]]
     assert not crashes, f"the notebook crashed: {crashes}"
 """
+ANSWERS = {  # (answer, code put before it, score): checks weigh 1 (ran), 3 (42 saved), 1 (hidden)
+    "right": ("42", "", 4.0),
+    "wrong": ("41", "", 1.6),
+    "crash": ("42", "raise ValueError('boom')\n", 0.8),
+}
 
 
-def _cell(kind: str, source: str, grade_id: str, **meta: Any) -> Any:
-    make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
-    nbgrader = {
-        "grade": False,
-        "grade_id": grade_id,
-        "locked": False,
-        "schema_version": 3,
-        "solution": False,
-        "task": False,
-        **meta,
-    }
-    return make(source, metadata={"nbgrader": nbgrader})
+def release_tiny(root: Path, data_dir: Path) -> CourseConfig:
+    """Write the tiny course with its hidden check under ``root`` and release it."""
+    from tiny_course import make_course
 
-
-def write_tiny_course(root: Path, data_dir: Path, *, gradebook_url: str | None = None) -> None:
-    """A course at ``root`` with the one assignment ``tiny`` (not released yet)."""
-    url = gradebook_url or "sqlite:///gradebook/gradebook.db"
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(f"""\
-        [tool.autograder]
-        course_id = "tiny-course"
-        gradebook_url = "{url}"
-        data_dir = "{data_dir}"
-
-        [tool.autograder.limits]
-        notebook_timeout_s = 120
-        cell_timeout_s = 60
-        memory_mb = 2048
-
-        [[tool.autograder.assignments]]
-        name = "{TINY}"
-        """),
-        "utf-8",
-    )
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        _cell("markdown", "# Tiny\nSave the answer in `answer.txt`.", "intro", locked=True),
-        _cell("code", f"### BEGIN SOLUTION\n{SOLUTION}### END SOLUTION", "answer", solution=True),
-        _cell("code", "assert answer == 42", "test_answer", grade=True, locked=True, points=POINTS),
-    ]
-    (root / "source" / TINY).mkdir(parents=True)
-    nbformat.write(nb, root / "source" / TINY / NOTEBOOK)
-    checks = root / "grading_tests" / TINY
-    checks.mkdir(parents=True)
-    (checks / "test_visible.py").write_text(VISIBLE, "utf-8")
-    (checks / "test_hidden.py").write_text(HIDDEN, "utf-8")
-
-
-def release_tiny(root: Path, data_dir: Path, *, gradebook_url: str | None = None) -> CourseConfig:
-    """Write and release the tiny course (runs its solution and checks once)."""
     from autograder.release import release
 
-    write_tiny_course(root, data_dir, gradebook_url=gradebook_url)
+    make_course(root, data_dir)
+    (root / "grading_tests" / TINY / "test_hidden.py").write_text(HIDDEN, "utf-8")
     config = load_config(root)
     release(config, TINY, log=lambda _: None)
     return config
 
 
-def submit(config: CourseConfig, student: str, answer: str, *, sleep_s: float = 0.0) -> Path:
-    """Store ``student``'s submission of the tiny assignment as ``collect`` would."""
-    nb = nbformat.read(config.release_dir / TINY / NOTEBOOK, as_version=4)
-    code = (f"import time\ntime.sleep({sleep_s})\n" if sleep_s else "") + answer
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "answer":
-            cell.source = code
-    folder = config.submitted_dir / student / TINY
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / NOTEBOOK
-    nbformat.write(nb, path)
-    meta = {
-        "student": student,
-        "assignment": TINY,
-        "attempt": 1,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "timestamp": datetime(2026, 1, 10, 12, 0, tzinfo=UTC).isoformat(),
-    }
-    (folder / "submission.json").write_text(json.dumps(meta), "utf-8")
-    return path
+def submit_batch(
+    config: CourseConfig, count: int, *, sleep_s: float = 0.0, start: int = 0
+) -> dict[str, float]:
+    """``count`` students cycling through :data:`ANSWERS`; returns their expected scores."""
+    from tiny_course import submit
 
-
-def submit_batch(config: CourseConfig, count: int, *, sleep_s: float = 0.0) -> dict[str, float]:
-    """``count`` students cycling through :data:`ANSWERS`; returns the expected scores."""
     expected = {}
     kinds = list(ANSWERS)
-    for index in range(count):
+    for index in range(start, start + count):
         kind = kinds[index % len(kinds)]
         student = f"s{index:02d}-{kind}"
-        answer, score = ANSWERS[kind]
-        submit(config, student, answer, sleep_s=sleep_s)
+        answer, before, score = ANSWERS[kind]
+        pause = f"import time\ntime.sleep({sleep_s})\n" if sleep_s else ""
+        submit(config.root, student, answer, extra=pause + before)
         expected[student] = score
     return expected
 
@@ -375,7 +294,8 @@ def test_batch_is_graded_on_the_cluster(cluster: Cluster, course: CourseConfig) 
     workers = {remote(course, s)["worker"] for s in expected}
     assert len(workers) == 2, "both workers took tasks"
     checks = {c["check"] for c in remote(course, "s00-right")["checks"]}
-    assert checks == {"test_visible::test_answer_saved", "test_hidden::test_no_crash"}
+    assert "test_hidden::test_no_crash" in checks  # hidden checks travel from here
+    assert "test_visible::test_answer_saved" in checks
     run = course.autograded_dir / "s00-right" / TINY / "run"
     assert (run / "executed.ipynb").is_file()
     assert (run / "artifacts" / "files" / "answer.txt").read_text() == "42"

@@ -77,7 +77,7 @@ def test_regrade_is_skipped_unless_forced_and_keeps_manual_scores(
         assert len(gb.assignment_submissions("tiny")) == 1
     submit(course, "alice", "41")  # new content is graded again without --force
     assert grade(config, "tiny", log=_quiet).graded == ["alice"]
-    assert _totals(course)["alice"] == (1.0, 1.0 + 0.0)
+    assert _totals(course)["alice"] == (1.0 + 1.0, 2.0)  # new auto score + kept manual score
 
 
 def test_late_penalty_rule() -> None:

@@ -261,6 +261,7 @@ def pytest_runtest_makereport(
         message = f"grader error: {excinfo.typename}: {excinfo.value}"[:1000]
         details = {}
     name = item.originalname if isinstance(item, pytest.Function) else item.name
+    flags: list[str] = item.stash[FLAGS_KEY] if FLAGS_KEY in item.stash else []
     metrics = item.stash.get(METRICS_KEY, [])
     if metrics:
         details = {**details, "metrics": metrics}
@@ -272,7 +273,7 @@ def pytest_runtest_makereport(
         outcome=outcome,
         message=message,
         details=details,
-        flags=tuple(item.stash[FLAGS_KEY] if FLAGS_KEY in item.stash else ()),
+        flags=tuple(flags),
     )
     item.config.stash[RESULTS_KEY].setdefault(run, []).append(result)
     return report

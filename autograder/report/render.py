@@ -47,7 +47,7 @@ def fmt_measure(value: float | None) -> str:
 
 def fmt_seconds(value: float) -> str:
     """A duration: ``71.0 с`` below a minute, ``15 мин 25 с`` above."""
-    if value < 60:
+    if value < 59.95:  # what would print as "60.0 с" reads better as "1 мин 00 с"
         return f"{value:.1f} с"
     minutes, seconds = divmod(round(value), 60)
     return f"{minutes} мин {seconds:02d} с"

@@ -129,6 +129,7 @@ async def run_submission_async(request: RunRequest) -> dict[str, Any]:
     }
     try:
         nb = read_notebook(request.notebook)
+        _drop_bad_nbgrader(nb)
         if not any(c.cell_type == "code" and c.source.strip() for c in nb.cells):
             raise AutograderError(f"{request.notebook}: the notebook has no code to run")
         if request.release_notebook is not None:
@@ -309,6 +310,15 @@ def _finish(
         nbformat.write(nb, out / "executed.ipynb")
     write_record(record, out / "run.json")
     return record
+
+
+def _drop_bad_nbgrader(nb: Any) -> None:
+    """nbgrader metadata that is not an object (hand-edited JSON) cannot mark a graded cell;
+    drop it instead of crashing on it later (restore, cell labels)."""
+    for cell in nb.cells:
+        meta = cell.get("metadata")
+        if isinstance(meta, dict) and not isinstance(meta.get("nbgrader", {}), dict):
+            del meta["nbgrader"]
 
 
 def _grade_id(cell: Any) -> str | None:
