@@ -7,7 +7,7 @@ the assignment's checks as ``{file name: bytes}`` read by this process from
 ``grading_tests/<assignment>/`` (never from a place a student can write), the limits, the
 device and the points. The worker (:func:`grade_task`, running this same package) writes them
 into a private temporary folder, runs the notebook in the same sandboxed runner as a local
-grade, runs the checks in a fresh Python process, and sends back the run folder as a
+grade, runs the checks on what it left, and sends back the run folder as a
 size-limited ``.tar.gz`` plus the verdicts as plain dicts (:class:`TaskResult`).
 
 Here, each result is unpacked with every member checked (no absolute paths, ``..``, links or
@@ -34,8 +34,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -73,7 +71,6 @@ RUN_MEMBERS = ("run.json", "executed.ipynb", "artifacts")
 """The top-level entries of a run folder; nothing else is unpacked."""
 REMOTE_FILE = "remote.json"
 """Verdicts and provenance of a run graded on the cluster, beside its ``run.json``."""
-CHECKS_TIMEOUT_S = 1800
 GPU_ENV = "AUTOGRADER_WORKER_GPU"
 """On a worker: the index of the GPU its runs use (default: round-robin over visible GPUs)."""
 
@@ -368,6 +365,8 @@ def apply_result(item: Pending, result: object, points: dict[str, float]) -> Che
     verdicts = tuple(check_result(d) for d in result.checks)
     run_dir = item.out / RUN_FOLDER
     item.out.mkdir(parents=True, exist_ok=True)
+    for stale in item.out.glob(".run-*"):  # left by a coordinator killed while unpacking
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".run-", dir=item.out))
     try:
         safe_extract(result.run_tar, staging)
@@ -491,6 +490,7 @@ def _one_line(err: BaseException) -> str:
 # -- the worker ---------------------------------------------------------------------------
 _slots = itertools.count()
 _slots_lock = threading.Lock()
+_checks_lock = threading.Lock()
 
 
 def worker_data_dir() -> Path:
@@ -550,7 +550,7 @@ def grade_task(payload: TaskPayload) -> TaskResult:
         ran = time.perf_counter()
         verdicts: list[dict[str, Any]] = []
         if record["status"] != "invalid-notebook":
-            verdicts = _checks_in_subprocess(checks_dir, run_dir, payload.points, private)
+            verdicts = _check_run(checks_dir, run_dir, payload.points)
         checked = time.perf_counter()
         tar, dropped = pack_run(run_dir, payload.max_result_bytes)
     return TaskResult(
@@ -585,57 +585,21 @@ def _write(folder: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def _checks_in_subprocess(
-    checks_dir: Path, run_dir: Path, points: dict[str, float], private: Path
-) -> list[dict[str, Any]]:
-    """The verdicts of the checks on ``run_dir``, from a fresh Python process (a long-lived
-    worker keeps no check module, model or pytest state between tasks)."""
-    request = private / "checks-request.json"
-    answer = private / "checks-answer.json"
-    request.write_text(
-        json.dumps(
-            {
-                "checks_dir": str(checks_dir),
-                "run_dir": str(run_dir),
-                "points": points,
-                "data_dir": str(worker_data_dir()),
-                "out": str(answer),
-            }
-        ),
-        "utf-8",
-    )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "autograder.distributed", "--checks", str(request)],
-            cwd=private,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=CHECKS_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as err:
-        raise DistributedError(f"the checks ran past {CHECKS_TIMEOUT_S} s") from err
-    if done.returncode != 0 or not answer.is_file():
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-        raise DistributedError(
-            f"the checks failed on the worker (exit {done.returncode}): {tail[0][:300]}"
-        )
-    verdicts: list[dict[str, Any]] = json.loads(answer.read_text("utf-8"))
-    return verdicts
+def _check_run(checks_dir: Path, run_dir: Path, points: dict[str, float]) -> list[dict[str, Any]]:
+    """The verdicts of the checks on ``run_dir``, as plain dicts.
 
-
-def _checks_main(request_file: Path) -> None:
+    One pytest session at a time per worker process (a session swaps ``sys.stdout`` and the
+    process's file descriptors), as in the coordinator of a local grade: the sandbox is
+    where untrusted code is contained, the checks only read its data."""
+    from autograder.checks import plugin
     from autograder.checks.run import run_checks
 
-    spec = json.loads(request_file.read_text("utf-8"))
-    run_dir = Path(spec["run_dir"])
-    checked = run_checks(
-        Path(spec["checks_dir"]), [run_dir], spec["points"], data_dir=Path(spec["data_dir"])
-    )
-    verdicts = [asdict(r) for r in checked[run_dir].results]
-    Path(spec["out"]).write_text(json.dumps(verdicts, ensure_ascii=False), "utf-8")
+    with _checks_lock:
+        try:
+            checked = run_checks(checks_dir, [run_dir], points, data_dir=worker_data_dir())
+        finally:  # a long-lived worker keeps no loaded models of past submissions
+            getattr(plugin, "_SUBMISSIONS", {}).pop(str(run_dir.resolve()), None)
+    return [asdict(r) for r in checked[run_dir].results]
 
 
 def pack_run(run_dir: Path, limit: int) -> tuple[bytes, list[str]]:
@@ -670,9 +634,3 @@ def _tar(root: Path, files: list[Path]) -> bytes:
             with path.open("rb") as source:
                 tar.addfile(info, source)
     return buffer.getvalue()
-
-
-if __name__ == "__main__":  # the checks' fresh process on a worker
-    if len(sys.argv) != 3 or sys.argv[1] != "--checks":
-        sys.exit("usage: python -m autograder.distributed --checks REQUEST.json")
-    _checks_main(Path(sys.argv[2]))

@@ -31,7 +31,7 @@ from autograder.checks.run import CheckRun, run_checks
 from autograder.config import CourseConfig
 from autograder.datasets import mnist_path
 from autograder.errors import AutograderError
-from autograder.gradebook import record_result
+from autograder.gradebook import open_gradebook, record_result
 from autograder.notebook import GradeCell, grade_cells, read_notebook
 from autograder.release import source_digest, source_notebooks
 from autograder.results import (
@@ -157,12 +157,14 @@ def grade(
     if pending:
         execute = executor or local_executor(workers=workers, device=device, gpu_slots=gpu_slots)
         checked = execute(config, assignment, pending, release, cells, log)
-        for item in pending:
-            result = _result(config, assignment, notebook, cells, item, checked.get(item.out))
-            record_result(config, result, notebook, config.extension_days(item.student, assignment))
-            _write_autograded(item, notebook)
-            write_result(result, item.out)
-            summary.graded.append(item.student)
+        with open_gradebook(config) as gb:
+            for item in pending:
+                result = _result(config, assignment, notebook, cells, item, checked.get(item.out))
+                extension = config.extension_days(item.student, assignment)
+                record_result(gb, config, result, notebook, extension)
+                _write_autograded(item, notebook)
+                write_result(result, item.out)  # last: marks the submission as graded
+                summary.graded.append(item.student)
     summary.results = [
         read_result(p) for p in sorted(config.autograded_dir.glob(f"*/{assignment}/{RESULT_FILE}"))
     ]
@@ -214,11 +216,12 @@ def _run_pending(
         return
     log(f"running {len(requests)} submission(s) with {workers} worker(s)")
     by_out = {item.out / RUN_FOLDER: item for item in pending}
-    for request, record in zip(
-        requests, run_with_progress(requests, workers=workers, gpu_slots=gpu_slots), strict=True
-    ):
-        if record is not None:
-            mark_run_done(by_out[request.out])
+    run_with_progress(
+        requests,
+        workers=workers,
+        gpu_slots=gpu_slots,
+        on_done=lambda request, _record: mark_run_done(by_out[request.out]),
+    )
 
 
 def check_pending(

@@ -45,47 +45,41 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
 
 
 def record_result(
-    config: CourseConfig, result: SubmissionResult, notebook: str, extension_days: float
+    gb: Any, config: CourseConfig, result: SubmissionResult, notebook: str, extension_days: float
 ) -> None:
-    """Write one graded submission into the gradebook in a single transaction."""
+    """Write one graded submission into the open gradebook ``gb`` in one transaction."""
     assignment = config.assignment(result.assignment)
     notebook = Path(notebook).stem  # nbgrader names notebooks without ".ipynb"
     first, _, last = result.student_name.partition(" ")
-    with open_gradebook(config) as gb:
-        try:
-            gb.update_or_create_assignment(
-                result.assignment, duedate=_naive_utc(assignment.deadline)
-            )
-            gb.update_or_create_student(
-                result.student, first_name=first or None, last_name=last or None
-            )
-            submitted = datetime.fromisoformat(result.submitted_at) if result.submitted_at else None
-            gb.update_or_create_submission(
-                result.assignment,
-                result.student,
-                timestamp=_naive_utc(submitted),
-                extension=timedelta(days=extension_days) if extension_days else None,
-            )
-            for cell in result.cells:
-                grade = gb.find_grade(cell.grade_id, notebook, result.assignment, result.student)
-                if cell.autograded:
-                    grade.auto_score = cell.score
-                    grade.needs_manual_grade = cell.needs_human
-                elif grade.manual_score is None:
-                    grade.auto_score = None
-                    grade.needs_manual_grade = True
-            submitted_nb = gb.find_submission_notebook(notebook, result.assignment, result.student)
-            submitted_nb.late_submission_penalty = result.late_penalty
-            submitted_nb.flagged = bool(result.flags)
-            gb.db.commit()
-        except AutograderError:
-            gb.db.rollback()
-            raise
-        except Exception as err:
-            gb.db.rollback()
-            raise AutograderError(
-                f"{config.db_url}: cannot record {result.student}/{result.assignment}: {err}"
-            ) from err
+    try:
+        gb.update_or_create_assignment(result.assignment, duedate=_naive_utc(assignment.deadline))
+        gb.update_or_create_student(
+            result.student, first_name=first or None, last_name=last or None
+        )
+        submitted = datetime.fromisoformat(result.submitted_at) if result.submitted_at else None
+        gb.update_or_create_submission(
+            result.assignment,
+            result.student,
+            timestamp=_naive_utc(submitted),
+            extension=timedelta(days=extension_days) if extension_days else None,
+        )
+        for cell in result.cells:
+            grade = gb.find_grade(cell.grade_id, notebook, result.assignment, result.student)
+            if cell.autograded:
+                grade.auto_score = cell.score
+                grade.needs_manual_grade = cell.needs_human
+            elif grade.manual_score is None:
+                grade.auto_score = None
+                grade.needs_manual_grade = True
+        submitted_nb = gb.find_submission_notebook(notebook, result.assignment, result.student)
+        submitted_nb.late_submission_penalty = result.late_penalty
+        submitted_nb.flagged = bool(result.flags)
+        gb.db.commit()
+    except Exception as err:
+        gb.db.rollback()
+        raise AutograderError(
+            f"{config.db_url}: cannot record {result.student}/{result.assignment}: {err}"
+        ) from err
 
 
 def export_nbgrader_csv(config: CourseConfig, target: Path, assignment: str) -> Path:

@@ -31,6 +31,16 @@ class SandboxedKernelManager(ProjectKernelManager):
             command = bwrap_command(self.sandbox_spec, command)
         return self.enforcer.wrap(command)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt with an ``interrupt_request`` on the control channel: a signal to the
+        launcher's process group does not reach a kernel in the sandbox's own session."""
+        if self.has_kernel:
+            message = self.session.msg("interrupt_request", content={})
+            self._connect_control_socket()
+            self.session.send(self._control_socket, message)
+
+    interrupt_kernel = _async_interrupt_kernel  # type: ignore[assignment]
+
     def host_pid(self) -> int | None:
         """The pid of the outermost process of the kernel on the host."""
         process = getattr(self.provisioner, "process", None)

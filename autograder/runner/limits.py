@@ -161,7 +161,9 @@ class Enforcer:
                 return "memory-limit", f"the notebook used more than {limits.memory_mb} MB"
         if pids is not None:
             if _read_key(pids / "pids.events", "max") > 0:
-                return "process-limit", f"the notebook tried to run more than {limits.processes} processes"
+                return "process-limit", (
+                    f"the notebook tried to run more than {limits.processes} processes"
+                )
         elif len(self._tree()) > limits.processes:
             return "process-limit", f"the notebook ran more than {limits.processes} processes"
         if disk and dir_size(*self.watch_dirs) > limits.disk_mb * 1024 * 1024:

@@ -63,9 +63,11 @@ async def run_many(
     workers: int,
     gpu_slots: int = 1,
     on_update: Callable[[PoolStats, dict[str, Any] | None], None] | None = None,
+    on_done: Callable[[RunRequest, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any] | None]:
     """Run ``requests`` with at most ``workers`` at once; results in the same order
-    (``None`` for a run that was cancelled before it finished)."""
+    (``None`` for a run that was cancelled before it finished). ``on_done`` is called as
+    each run finishes, so that a caller can record it before the batch ends."""
     stats = PoolStats(total=len(requests))
     limit = asyncio.Semaphore(max(workers, 1))
     gpus = len(visible_gpus())
@@ -88,6 +90,8 @@ async def run_many(
                 if slots is not None and gpu is not None:
                     await slots.release(gpu)
             results[position] = record
+            if on_done:
+                on_done(request, record)
             stats.done += 1
             if record["status"] not in OK_STATUSES:
                 stats.failed += 1
@@ -99,7 +103,11 @@ async def run_many(
 
 
 def run_with_progress(
-    requests: Sequence[RunRequest], *, workers: int, gpu_slots: int = 1
+    requests: Sequence[RunRequest],
+    *,
+    workers: int,
+    gpu_slots: int = 1,
+    on_done: Callable[[RunRequest, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any] | None]:
     """:func:`run_many` with a progress bar on stderr (done, running, failed, throughput)."""
     columns = (
@@ -114,8 +122,16 @@ def run_with_progress(
         task = progress.add_task("runs", total=len(requests), running=0, failed=0, rate=0.0)
 
         def update(stats: PoolStats, record: dict[str, Any] | None) -> None:
-            progress.update(task, completed=stats.done, running=stats.running,
-                            failed=stats.failed, rate=stats.per_minute)
+            progress.update(
+                task,
+                completed=stats.done,
+                running=stats.running,
+                failed=stats.failed,
+                rate=stats.per_minute,
+            )
 
-        return asyncio.run(run_many(requests, workers=workers, gpu_slots=gpu_slots,
-                                    on_update=update))
+        return asyncio.run(
+            run_many(
+                requests, workers=workers, gpu_slots=gpu_slots, on_update=update, on_done=on_done
+            )
+        )

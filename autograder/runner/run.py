@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -42,6 +43,7 @@ from autograder.runner.sandbox import HARVEST, SandboxSpec, python_mounts, requi
 
 HARVEST_CODE = "__import__('autograder.kernel.recorder', fromlist=['harvest']).harvest()"
 HARVEST_TIMEOUT_S = 300
+INTERRUPT_GRACE_S = 30
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,33 @@ class _Client(NotebookClient):
         self.enforcer = enforcer
         self.max_output_bytes = max_output_bytes
         self.output_bytes: dict[int, int] = {}
+        self.timed_out: list[int] = []
+        self.current_cell = -1
+        self.interrupted_at = 0.0
+
+    async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+        """A cell ran past its limit: interrupt the kernel once, so that the notebook goes on
+        with the next cell (later cells can still earn points); if the cell does not stop
+        within :data:`INTERRUPT_GRACE_S`, end the run."""
+        if self.current_cell not in self.timed_out:
+            self.timed_out.append(self.current_cell)
+            self.interrupted_at = time.monotonic()
+            assert self.km is not None
+            await ensure_async(self.km.interrupt_kernel())
+        elif time.monotonic() - self.interrupted_at > INTERRUPT_GRACE_S:
+            raise CellTimeoutError.error_from_timeout_and_cell(
+                "Cell execution timed out", timeout, cell
+            )
+        await asyncio.sleep(0.2)
+        return None
 
     def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
         content = msg.get("content", {})
-        size = len(content.get("text", "")) + sum(
-            len(str(v)) for v in content.get("data", {}).values()
-        ) + sum(len(line) for line in content.get("traceback", []))
+        size = (
+            len(content.get("text", ""))
+            + sum(len(str(v)) for v in content.get("data", {}).values())
+            + sum(len(line) for line in content.get("traceback", []))
+        )
         used = self.output_bytes.get(cell_index, 0) + size
         self.output_bytes[cell_index] = used
         if used > self.max_output_bytes:
@@ -121,8 +144,14 @@ async def run_submission_async(request: RunRequest) -> dict[str, Any]:
         "seed": None,
         "restore": None,
         "cells": [],
-        "artifacts": {"models": [], "histories": [], "figures": [], "files": [],
-                      "skipped_files": [], "harvest_errors": []},
+        "artifacts": {
+            "models": [],
+            "histories": [],
+            "figures": [],
+            "files": [],
+            "skipped_files": [],
+            "harvest_errors": [],
+        },
         "leftover_processes": 0,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "finished": "",
@@ -155,7 +184,8 @@ async def run_submission_async(request: RunRequest) -> dict[str, Any]:
             shutil.copyfile(extra, workdir / extra.name)
         nbformat.write(nb, workdir / request.notebook.name)
         status, message = await _execute(request, nb, device, record, workdir, harvest_dir, conn)
-        if status in ("ok", "cell-error"):
+        interrupted = status == "timeout" and (harvest_dir / "manifest.json").is_file()
+        if status in ("ok", "cell-error") or interrupted:
             try:
                 index = collect_harvest(harvest_dir, out / "artifacts")
                 record["device"]["gpus_seen_by_kernel"] = index.pop("gpus")
@@ -195,12 +225,22 @@ async def _execute(
         readonly = list(python_mounts())
         if request.mnist_npz is not None:
             readonly.append(request.mnist_npz.parent.resolve())
-        spec = SandboxSpec(workdir=workdir, harvest_dir=harvest_dir, connection_dir=conn,
-                           limits=limits, readonly=tuple(readonly), devices=device.nodes,
-                           env=kernel_vars)
-    km = SandboxedKernelManager(spec=spec, enforcer=enforcer, transport="ipc",
-                                ip=str(conn / "kernel"),
-                                connection_file=str(conn / "kernel.json"))
+        spec = SandboxSpec(
+            workdir=workdir,
+            harvest_dir=harvest_dir,
+            connection_dir=conn,
+            limits=limits,
+            readonly=tuple(readonly),
+            devices=device.nodes,
+            env=kernel_vars,
+        )
+    km = SandboxedKernelManager(
+        spec=spec,
+        enforcer=enforcer,
+        transport="ipc",
+        ip=str(conn / "kernel"),
+        connection_file=str(conn / "kernel.json"),
+    )
     timings: dict[int, float] = {}
 
     def on_cell_start(cell: Any, cell_index: int) -> None:
@@ -209,18 +249,24 @@ async def _execute(
     def on_cell_executed(cell: Any, cell_index: int, execute_reply: Any) -> None:
         duration = time.perf_counter() - timings.get(cell_index, time.perf_counter())
         content = (execute_reply or {}).get("content", {})
-        entry = {"index": cell_index, "grade_id": _grade_id(cell),
-                 "status": content.get("status", "ok"), "duration_s": round(duration, 3)}
+        entry = {
+            "index": cell_index,
+            "grade_id": _grade_id(cell),
+            "status": content.get("status", "ok"),
+            "duration_s": round(duration, 3),
+        }
         record["cells"].append(entry)
         if content.get("status") == "error":
-            record["errors"].append({
-                "index": cell_index,
-                "grade_id": _grade_id(cell),
-                "test_cell": _is_test(cell),
-                "ename": str(content.get("ename", "")),
-                "evalue": str(content.get("evalue", ""))[:2000],
-                "traceback": _strip_ansi("\n".join(content.get("traceback", [])))[-8000:],
-            })
+            record["errors"].append(
+                {
+                    "index": cell_index,
+                    "grade_id": _grade_id(cell),
+                    "test_cell": _is_test(cell),
+                    "ename": str(content.get("ename", "")),
+                    "evalue": str(content.get("evalue", ""))[:2000],
+                    "traceback": _strip_ansi("\n".join(content.get("traceback", [])))[-8000:],
+                }
+            )
 
     client = _Client(
         nb,
@@ -242,7 +288,7 @@ async def _execute(
         async with client.async_setup_kernel(env=env, cwd=str(workdir), stdout=log, stderr=log):
             enforcer.start(km.host_pid)
             for index, cell in enumerate(nb.cells):
-                current = index
+                current = client.current_cell = index
                 await client.async_execute_cell(cell, index, execution_count=index + 1)
                 if enforcer.breach:
                     break
@@ -257,7 +303,12 @@ async def _execute(
         status = "timeout"
         message = f"{cell_label(nb.cells[current], current)} ran past {limits.cell_timeout_s} s"
     except (DeadKernelError, RuntimeError, TimeoutError, OSError) as err:
-        status, message = "killed", f"the kernel died: {err}"
+        status, message = "killed", f"the kernel died: {type(err).__name__}: {err}"
+        if current >= 0:
+            message += f" (in {cell_label(nb.cells[current], current)})"
+    except Exception as err:  # the kernel broke the messaging protocol (it signs its own)
+        status = "killed"
+        message = f"the kernel sent a malformed message: {type(err).__name__}: {err}"
         if current >= 0:
             message += f" (in {cell_label(nb.cells[current], current)})"
     finally:
@@ -270,12 +321,23 @@ async def _execute(
         status, message = breach, enforcer.breach_detail
         if current >= 0:
             message += f" (in {cell_label(nb.cells[current], current)})"
+    if status in ("ok", "cell-error") and client.timed_out:
+        first = client.timed_out[0]
+        status = "timeout"
+        message = (
+            f"{cell_label(nb.cells[first], first)} ran past {limits.cell_timeout_s} s and was "
+            "interrupted; the cells after it still ran"
+        )
+        record["failed_cell"] = {"index": first, "grade_id": _grade_id(nb.cells[first])}
+        return status, message
     if status in ("ok", "cell-error") and record["errors"]:
         first = record["errors"][0]
         record["failed_cell"] = first
         status = "cell-error"
-        message = f"{cell_label(nb.cells[first['index']], first['index'])} failed: " \
-                  f"{first['ename']}: {first['evalue']}"[:500]
+        message = (
+            f"{cell_label(nb.cells[first['index']], first['index'])} failed: "
+            f"{first['ename']}: {first['evalue']}"[:500]
+        )
     if status not in ("ok", "cell-error", "harvest-failed") and current >= 0:
         record["failed_cell"] = {"index": current, "grade_id": _grade_id(nb.cells[current])}
     return status, message
@@ -284,10 +346,16 @@ async def _execute(
 async def _harvest(client: Any, km: SandboxedKernelManager, enforcer: Enforcer) -> Any:
     """Ask the kernel for its harvest; give up as soon as the kernel dies or the watchdog
     trips (``execute_interactive`` alone would wait ``HARVEST_TIMEOUT_S`` for a dead kernel)."""
-    task = asyncio.ensure_future(client.kc.execute_interactive(
-        HARVEST_CODE, silent=True, store_history=False, timeout=HARVEST_TIMEOUT_S,
-        output_hook=lambda msg: None, allow_stdin=False,
-    ))
+    task = asyncio.ensure_future(
+        client.kc.execute_interactive(
+            HARVEST_CODE,
+            silent=True,
+            store_history=False,
+            timeout=HARVEST_TIMEOUT_S,
+            output_hook=lambda msg: None,
+            allow_stdin=False,
+        )
+    )
     while True:
         done, _ = await asyncio.wait({task}, timeout=POLL_S)
         if done:
@@ -351,8 +419,9 @@ def _apply_seed(nb: Any, seed: int) -> None:
     """Replace the notebook's declared ``SEED = N`` (its seed policy) by ``seed``."""
     for cell in nb.cells:
         if cell.cell_type == "code" and re.search(r"^SEED\s*=\s*\d+", cell.source, re.MULTILINE):
-            cell.source = re.sub(r"^SEED\s*=\s*\d+", f"SEED = {seed}", cell.source,
-                                 count=1, flags=re.MULTILINE)
+            cell.source = re.sub(
+                r"^SEED\s*=\s*\d+", f"SEED = {seed}", cell.source, count=1, flags=re.MULTILINE
+            )
             return
 
 
@@ -371,4 +440,3 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-

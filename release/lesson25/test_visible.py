@@ -58,9 +58,9 @@ def test_lstm_trained_for_rnn_epochs(history):
 @pytest.mark.check(cell="test_cnn128_architecture", weight=1, visible=True)
 def test_cnn128_has_conv128(model):
     layers = model("cnn128_model").layers
-    assert any(
-        type(layer).__name__ == "Conv2D" and layer.filters == 128 for layer in layers
-    ), "`cnn128_model` needs a Conv2D(128, (3, 3)) layer"
+    assert any(type(layer).__name__ == "Conv2D" and layer.filters == 128 for layer in layers), (
+        "`cnn128_model` needs a Conv2D(128, (3, 3)) layer"
+    )
 
 
 @pytest.mark.check(cell="test_cnn128_training", weight=1, visible=True)

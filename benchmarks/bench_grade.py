@@ -1,0 +1,94 @@
+"""Throughput of `autograder grade` against `nbgrader autograde` on the same 20 small
+submissions (a benchmark that prints ratios, not a test).
+
+    .venv/bin/python benchmarks/bench_grade.py [--submissions 20] [--workers 2]
+
+Both grade a copy of the tiny test course: ours runs each notebook in the bubblewrap sandbox
+(a pool of workers), checks the batch in one pytest session and records into nbgrader's
+gradebook; nbgrader autograde executes them one after another, unsandboxed, with its own
+preprocessors and gradebook writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tiny_course import make_course, submit  # noqa: E402
+
+from autograder.config import load_config  # noqa: E402
+from autograder.datasets import provision_mnist  # noqa: E402
+from autograder.grade import grade  # noqa: E402
+from autograder.release import release  # noqa: E402
+
+
+def _course(base: Path, submissions: int) -> Path:
+    data_dir = load_config(ROOT).data_dir
+    provision_mnist(data_dir)
+    course = make_course(base, data_dir)
+    release(load_config(course), "tiny", log=lambda _: None)
+    for i in range(submissions):
+        submit(course, f"s{i:02d}", "42" if i % 3 else "41")
+    return course
+
+
+def _nbgrader(course: Path) -> float:
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    command = [
+        str(bindir / "nbgrader"),
+        "autograde",
+        "tiny",
+        "--force",
+        f"--CourseDirectory.root={course}",
+        "--CourseDirectory.course_id=tiny-course",
+        f"--CourseDirectory.db_url=sqlite:///{course}/gradebook/nbgrader.db",
+        "--Autograde.create_student=True",
+        "--log-level=ERROR",
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=course)
+    return time.perf_counter() - started
+
+
+def _ours(course: Path, workers: int) -> float:
+    config = load_config(course)
+    started = time.perf_counter()
+    summary = grade(config, "tiny", workers=workers, log=lambda _: None)
+    elapsed = time.perf_counter() - started
+    assert len(summary.graded) == len(list((course / "submitted").glob("*/tiny"))), summary
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--submissions", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
+        base = _course(Path(tmp) / "ours", args.submissions)
+        theirs = Path(tmp) / "nbgrader"
+        shutil.copytree(base, theirs)
+        ours_s = _ours(base, args.workers)
+        nbgrader_s = _nbgrader(theirs)
+    n = args.submissions
+    print(f"{'grader':<28}{'wall s':>9}{'per submission s':>18}{'submissions/min':>17}")
+    for name, seconds in (
+        ("nbgrader autograde", nbgrader_s),
+        (f"autograder grade ({args.workers} workers)", ours_s),
+    ):
+        print(f"{name:<28}{seconds:>9.1f}{seconds / n:>18.2f}{60 * n / seconds:>17.1f}")
+    print(f"throughput ratio (autograder / nbgrader): {nbgrader_s / ours_s:.2f}x (goal >= 3x)")
+
+
+if __name__ == "__main__":
+    main()
