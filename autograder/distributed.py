@@ -41,6 +41,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from autograder import __version__
 from autograder.checks.run import CheckRun
@@ -181,12 +182,34 @@ def connect(scheduler: str, timeout: float) -> Client:
         raise DistributedError(
             "grading on a cluster needs Dask: pip install 'nn-autograder[dask]'"
         ) from err
+    _probe(scheduler, timeout)
     try:
         return Client(scheduler, timeout=timeout, set_as_default=False)  # type: ignore[no-untyped-call]
     except Exception as err:
         raise DistributedError(
             f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
             f"({_one_line(err)}); nothing was graded or recorded"
+        ) from err
+
+
+def _probe(scheduler: str, timeout: float) -> None:
+    """Fail fast, before a client exists, when a ``tcp://``/``tls://`` address is malformed
+    or nothing listens there."""
+    parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+    if parts.scheme not in ("tcp", "tls"):
+        return  # other transports: the client reports
+    try:
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError as err:
+        raise DistributedError(f"{scheduler}: not a scheduler address ({err})") from err
+    if not host:
+        raise DistributedError(f"{scheduler}: not a scheduler address (tcp://HOST:PORT)")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise DistributedError(
+            f"cannot reach the Dask scheduler at {scheduler} ({_one_line(err)}); nothing was "
+            "graded or recorded"
         ) from err
 
 

@@ -9,6 +9,7 @@ entered in the formgrader are never touched by a regrade.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,10 @@ from autograder.results import SubmissionResult
 def open_gradebook(config: CourseConfig) -> Iterator[Any]:
     """nbgrader's :class:`Gradebook` on the course's database; a clear error when it fails."""
     from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
 
+    # nbgrader 0.9 builds submissions in a way SQLAlchemy 2 warns about; harmless here
+    warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
     ensure_tools_on_path()
     try:
         gradebook = Gradebook(config.db_url, config.course_id)

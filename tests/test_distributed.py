@@ -252,7 +252,6 @@ def cluster_env(data_dir: Path) -> dict[str, str]:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "AUTOGRADER_DATA_DIR": str(data_dir),
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
     }
 
 
@@ -450,6 +449,76 @@ def test_killed_coordinator_resumes_on_rerun(cluster: Cluster, course: CourseCon
     assert sorted(summary.graded) == sorted(expected)
     assert any(line.startswith("reusing ") for line in lines), lines
     assert_graded_once(course, expected)
+
+
+def test_lost_scheduler_records_nothing_and_a_rerun_completes(
+    tmp_path: Path, course: CourseConfig, mnist_data_dir: Path
+) -> None:
+    from autograder.distributed import dask_executor
+    from autograder.grade import grade
+
+    expected = submit_batch(course, 6, sleep_s=2)
+    first = Cluster(tmp_path / "first", cluster_env(mnist_data_dir))
+    (tmp_path / "first").mkdir()
+    outcome: dict[str, BaseException] = {}
+    try:
+        first.start({"w0": [], "w1": []})
+
+        def run() -> None:
+            try:
+                grade(course, TINY, executor=dask_executor(first.address), log=lambda _: None)
+            except BaseException as err:
+                outcome["error"] = err
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(
+            lambda: any(True for _ in course.autograded_dir.glob(f"*/{TINY}/run/grading-key.txt")),
+            120,
+            "the first result",
+        )
+        assert first.scheduler is not None
+        os.kill(first.scheduler.pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "grading hung after the scheduler died"
+    finally:
+        first.close()
+    assert isinstance(outcome.get("error"), AutograderError), outcome
+    assert "could not be graded on the cluster" in str(outcome["error"])
+    assert gradebook_rows(course) == {}
+    assert not list(course.autograded_dir.glob(f"*/{TINY}/result.json"))
+    second = Cluster(tmp_path / "second", cluster_env(mnist_data_dir))
+    (tmp_path / "second").mkdir()
+    try:
+        second.start({"w0": []})
+        lines: list[str] = []
+        grade(course, TINY, executor=dask_executor(second.address), log=lines.append)
+    finally:
+        second.close()
+    assert any(line.startswith("reusing ") for line in lines), lines
+    assert_graded_once(course, expected)
+
+
+def test_worker_without_the_mnist_mirror_fails_clearly(
+    tmp_path: Path, course: CourseConfig
+) -> None:
+    from autograder.distributed import dask_executor
+    from autograder.grade import grade
+
+    submit_batch(course, 2)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "cluster").mkdir()
+    bare = Cluster(tmp_path / "cluster", cluster_env(tmp_path / "empty"))
+    try:
+        bare.start({"bare": []})
+        with pytest.raises(AutograderError) as caught:
+            grade(course, TINY, executor=dask_executor(bare.address), log=lambda _: None)
+    finally:
+        bare.close()
+    message = str(caught.value)
+    assert "2 of 2 submission(s) could not be graded" in message
+    assert "no MNIST mirror" in message and "autograder datasets" in message
+    assert gradebook_rows(course) == {}
 
 
 # -- the transfer rules, without a cluster --------------------------------------------------

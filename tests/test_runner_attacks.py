@@ -30,6 +30,7 @@ import psutil
 import pytest
 
 from autograder.config import Limits
+from autograder.runner import limits
 from autograder.runner.pool import run_many
 from autograder.runner.record import read_record
 from autograder.runner.run import RunRequest, run_submission
@@ -523,6 +524,42 @@ def test_one_huge_file_is_cut_at_the_disk_limit(tmp_path: Path) -> None:
     if error is not None:
         assert error["ename"] == "OSError" and "File too large" in error["evalue"]
     assert not any(f["path"] == "big.bin" for f in run.record["artifacts"]["files"])
+
+
+HIDE_BEHIND_EMPTY_FILES = """\
+import os
+os.makedirs("/sandbox/harvest/junk")  # the watchdog measures the harvest dir first
+for i in range({count}):
+    open(f"/sandbox/harvest/junk/{{i}}", "w").close()
+block = b"\\1" * 2**20
+for n in range(4):  # 240 MB in files under the 64 MB per-file cap
+    with open(f"big{{n}}.bin", "wb") as handle:
+        for _ in range(60):
+            handle.write(block)
+print("WROTE 240 MB")
+"""
+
+
+def test_empty_files_cannot_hide_big_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More entries than the watchdog measures is a breach in itself; otherwise a folder of
+    empty files measured first would hide any amount of data after it. (The cap is lowered
+    from 200 000 so that the attack takes a second.)"""
+    monkeypatch.setattr(limits, "MAX_FILES", 5000)
+    run = attack(tmp_path, HIDE_BEHIND_EMPTY_FILES.format(count=6000))
+    assert_status(run, "disk-limit")
+    assert "more than 5000 files" in run.record["message"]
+    assert "WROTE" not in run.all_text()
+
+
+def test_junk_files_do_not_bloat_the_record(tmp_path: Path) -> None:
+    code = "for i in range(3000):\n    open(f'junk{i}', 'w').close()\n"
+    run = attack(tmp_path, code)
+    assert_status(run, "ok")
+    artifacts = run.record["artifacts"]
+    assert len(artifacts["files"]) == 200
+    assert len(artifacts["skipped_files"]) == 101
+    assert artifacts["skipped_files"][-1] == {"path": "...", "reason": "2700 more"}
+    assert (run.out / "run.json").stat().st_size < 100_000
 
 
 def test_filling_the_private_tmp_fails_with_enospc(tmp_path: Path) -> None:

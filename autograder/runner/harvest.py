@@ -25,6 +25,7 @@ MAX_FIGURE = 8 * 1024 * 1024
 MAX_STUDENT_FILE = 20 * 1024 * 1024
 MAX_STUDENT_TOTAL = 100 * 1024 * 1024
 MAX_STUDENT_FILES = 200
+MAX_SKIPPED_LISTED = 100
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 KEY = r"^[A-Za-z0-9_@.~-]{1,110}$"
@@ -218,4 +219,7 @@ def collect_files(workdir: Path, out: Path, *, skip: set[str]) -> dict[str, Any]
             shutil.copyfile(path, target)
             total += size
             files.append({"path": rel, "bytes": size, "png": _starts_with(path, PNG_MAGIC)})
+    if len(skipped) > MAX_SKIPPED_LISTED:  # a work dir of junk must not bloat run.json
+        more = len(skipped) - MAX_SKIPPED_LISTED
+        skipped = [*skipped[:MAX_SKIPPED_LISTED], {"path": "...", "reason": f"{more} more"}]
     return {"files": files, "skipped": skipped}

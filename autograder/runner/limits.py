@@ -45,15 +45,23 @@ def _read_key(path: Path, key: str) -> int:
     return 0
 
 
-def dir_size(*folders: Path, cap: int = 200_000) -> int:
-    """Bytes used by the regular files under ``folders`` (stops counting after ``cap`` entries)."""
+MAX_FILES = 200_000
+
+
+def dir_size(*folders: Path, cap: int | None = None) -> int | None:
+    """Bytes used by the regular files under ``folders``; ``None`` when there are more than
+    ``cap`` (default :data:`MAX_FILES`) entries: too many to measure, and a breach in itself
+    (counting only the first ``cap`` would let a folder of empty files hide the big ones)."""
+    cap = MAX_FILES if cap is None else cap
     total, seen = 0, 0
     stack = [str(f) for f in folders]
-    while stack and seen < cap:
+    while stack:
         try:
             with os.scandir(stack.pop()) as entries:
                 for entry in entries:
                     seen += 1
+                    if seen > cap:
+                        return None
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False):
@@ -166,8 +174,12 @@ class Enforcer:
                 )
         elif len(self._tree()) > limits.processes:
             return "process-limit", f"the notebook ran more than {limits.processes} processes"
-        if disk and dir_size(*self.watch_dirs) > limits.disk_mb * 1024 * 1024:
-            return "disk-limit", f"the notebook wrote more than {limits.disk_mb} MB"
+        if disk:
+            written = dir_size(*self.watch_dirs)
+            if written is None:
+                return "disk-limit", f"the notebook created more than {MAX_FILES} files"
+            if written > limits.disk_mb * 1024 * 1024:
+                return "disk-limit", f"the notebook wrote more than {limits.disk_mb} MB"
         return None
 
     def _tree(self) -> list[psutil.Process]:
