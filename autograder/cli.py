@@ -44,6 +44,27 @@ course_option = click.option(
 )
 
 
+def device_options(func: F) -> F:
+    """``--device`` and ``--gpu-slots``, shared by every command that runs notebooks."""
+    func = click.option(
+        "--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU."
+    )(func)
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "gpu"]),
+        default="auto",
+        show_default=True,
+        help="auto uses a visible NVIDIA GPU when there is one.",
+    )(func)
+
+
+def workers_option(default: int) -> Callable[[F], F]:
+    """``--workers``: how many notebooks run at once."""
+    return click.option(
+        "--workers", default=default, show_default=True, help="Notebooks run at once."
+    )
+
+
 def _config(course_root: Path | None) -> CourseConfig:
     return load_config(course_root)
 
@@ -100,15 +121,8 @@ def release(course_root: Path | None, assignment: str, rerun: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (one sub-folder per notebook when several are given).",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "gpu"]),
-    default="auto",
-    show_default=True,
-    help="auto uses a visible NVIDIA GPU when there is one.",
-)
-@click.option("--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU.")
-@click.option("--workers", default=1, show_default=True, help="Notebooks run at once.")
+@device_options
+@workers_option(1)
 @click.option(
     "--no-sandbox",
     is_flag=True,
@@ -276,11 +290,8 @@ def collect(
 @course_option
 @click.argument("assignment")
 @click.option("--force", is_flag=True, help="Regrade submissions already graded.")
-@click.option("--workers", default=2, show_default=True, help="Submissions run at once.")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True
-)
-@click.option("--gpu-slots", default=1, show_default=True, help="Concurrent runs per GPU.")
+@workers_option(2)
+@device_options
 @reports_errors
 def grade(
     course_root: Path | None,

@@ -73,7 +73,7 @@ RUN_MEMBERS = ("run.json", "executed.ipynb", "artifacts")
 REMOTE_FILE = "remote.json"
 """Verdicts and provenance of a run graded on the cluster, beside its ``run.json``."""
 GPU_ENV = "AUTOGRADER_WORKER_GPU"
-"""On a worker: the index of the GPU its runs use (default: round-robin over visible GPUs)."""
+"""On a worker: the GPU (``/dev/nvidiaN`` number) its runs use (default: round-robin)."""
 
 
 class DistributedError(AutograderError):
@@ -524,9 +524,22 @@ def worker_data_dir() -> Path:
 
 
 def _gpu_slot() -> int:
+    """The runner's GPU slot for the next task: the position of ``$AUTOGRADER_WORKER_GPU``
+    (a ``/dev/nvidiaN`` number) among the visible GPUs, else round-robin over them."""
+    from autograder.runner.device import visible_gpus
+
     pinned = os.environ.get(GPU_ENV, "").strip()
     if pinned:
-        return int(pinned)
+        indices = [gpu.index for gpu in visible_gpus()]
+        if not indices:
+            return 0
+        try:
+            return indices.index(int(pinned))
+        except ValueError as err:
+            raise DistributedError(
+                f"{GPU_ENV}={pinned} on worker {_worker_name()}: no such GPU (visible: "
+                f"{', '.join(map(str, indices))})"
+            ) from err
     with _slots_lock:
         return next(_slots)
 

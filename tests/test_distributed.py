@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 
 from autograder.config import CourseConfig, load_config
+
+pytest.importorskip("distributed", reason="grading on a cluster needs dask[distributed]")
 from autograder.errors import AutograderError
 
 BIN = Path(sys.executable).parent
@@ -451,6 +453,7 @@ def test_killed_coordinator_resumes_on_rerun(cluster: Cluster, course: CourseCon
     assert_graded_once(course, expected)
 
 
+@pytest.mark.slow
 def test_lost_scheduler_records_nothing_and_a_rerun_completes(
     tmp_path: Path, course: CourseConfig, mnist_data_dir: Path
 ) -> None:
