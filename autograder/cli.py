@@ -89,10 +89,13 @@ def main() -> None:
 @reports_errors
 def datasets(course_root: Path | None, source: Path | None, force: bool) -> None:
     """Provision the offline MNIST mirror that project kernels serve load_data() from."""
+    from autograder.config import DATA_ENV
     from autograder.datasets import provision_mnist
 
-    config = _config(course_root)
-    path = provision_mnist(config.data_dir, source=source, force=force)
+    # a grading worker has no course: $AUTOGRADER_DATA_DIR alone says where the mirror goes
+    env_dir = os.environ.get(DATA_ENV)
+    data_dir = Path(env_dir) if env_dir and course_root is None else _config(course_root).data_dir
+    path = provision_mnist(data_dir, source=source, force=force)
     click.echo(f"MNIST mirror ready: {path}")
 
 
@@ -292,6 +295,13 @@ def collect(
 @click.option("--force", is_flag=True, help="Regrade submissions already graded.")
 @workers_option(2)
 @device_options
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run and check on this Dask scheduler's workers (docs/scale-out.md); --workers is "
+    "then ignored. Only this process writes the gradebook.",
+)
 @reports_errors
 def grade(
     course_root: Path | None,
@@ -300,12 +310,21 @@ def grade(
     workers: int,
     device: str,
     gpu_slots: int,
+    scheduler: str | None,
 ) -> None:
     """Run, check, record and report every collected submission of ASSIGNMENT."""
     from autograder.grade import grade as do_grade
     from autograder.publish import publish
 
     config = _config(course_root)
+    executor = None
+    if scheduler:
+        from autograder.distributed import dask_executor
+
+        wants_gpu = device == "gpu" or (device == "auto" and gpu_slots > 1)
+        executor = dask_executor(
+            scheduler, device=device, gpu_fraction=1 / gpu_slots if wants_gpu else None
+        )
     summary = do_grade(
         config,
         assignment,
@@ -315,6 +334,7 @@ def grade(
         gpu_slots=gpu_slots,
         log=click.echo,
         write_reports=publish,
+        executor=executor,
     )
     _print_summary(config, assignment, summary)
     if summary.flagged or summary.failed:

@@ -157,7 +157,7 @@ def dask_executor(
                 todo.append(item)
             else:
                 checked[item.out] = reused
-        if len(checked):
+        if checked:
             log(f"reusing {len(checked)} run(s) that came back from the cluster before")
         if not todo:
             return checked
@@ -332,7 +332,7 @@ def _grade_on_cluster(
 def _describe_cluster(
     client: Client, scheduler: str, tasks: int, resources: dict[str, float] | None, log: Log
 ) -> None:
-    workers = client.scheduler_info().get("workers", {})
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
     log(f"grading {tasks} submission(s) on {scheduler} ({len(workers)} worker(s) now)")
     if not workers:
         log("no worker is connected yet: the tasks wait until one joins")

@@ -48,10 +48,31 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
+RECORD_ATTEMPTS = 3
+
+
 def record_result(
     gb: Any, config: CourseConfig, result: SubmissionResult, notebook: str, extension_days: float
 ) -> None:
-    """Write one graded submission into the open gradebook ``gb`` in one transaction."""
+    """Write one graded submission into the open gradebook ``gb`` in one transaction,
+    retrying when another grading process created the same student or submission row first
+    (a unique-key race that rolls back cleanly)."""
+    from nbgrader.api import InvalidEntry
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            _record_once(gb, config, result, notebook, extension_days)
+            return
+        except AutograderError as err:
+            raced = isinstance(err.__cause__, IntegrityError | InvalidEntry)
+            if not raced or attempt == RECORD_ATTEMPTS - 1:
+                raise
+
+
+def _record_once(
+    gb: Any, config: CourseConfig, result: SubmissionResult, notebook: str, extension_days: float
+) -> None:
     assignment = config.assignment(result.assignment)
     notebook = Path(notebook).stem  # nbgrader names notebooks without ".ipynb"
     first, _, last = result.student_name.partition(" ")

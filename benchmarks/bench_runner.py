@@ -92,19 +92,22 @@ def plain(notebook: Path, work: Path, env: dict[str, str]) -> float:
     return run_timed(argv, env, folder)
 
 
-def runner_one(notebook: Path, work: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """(b) one ``run_submission`` in a fresh process, no restore (tiny notebooks). Returns
-    the process's wall time and, measured inside it, plain nbclient's and the runner's."""
+def runner_one(notebook: Path, work: Path, env: dict[str, str]) -> float:
+    """(b) one ``run_submission`` in a fresh process, no restore (tiny notebooks)."""
     out = work / f"runner-{notebook.stem}-{time.monotonic_ns()}"
-    argv = [sys.executable, __file__, "--run-one", str(notebook), str(out)]
-    started = time.perf_counter()
+    return run_timed([sys.executable, __file__, "--run-one", str(notebook), str(out)], env, work)
+
+
+def in_process(notebook: Path, work: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Plain nbclient and ``run_submission``, timed inside one fresh process."""
+    out = work / f"inproc-{notebook.stem}-{time.monotonic_ns()}"
+    argv = [sys.executable, __file__, "--run-one", str(notebook), str(out), "--also-nbclient"]
     done = subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"runner failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     inside = json.loads(line[len("BENCH ") :])
-    return elapsed, inside["nbclient_s"], inside["runner_s"]
+    return inside["nbclient_s"], inside["runner_s"]
 
 
 def runner_cli(notebook: Path, work: Path, env: dict[str, str]) -> float:
@@ -119,23 +122,27 @@ def runner_cli(notebook: Path, work: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
-def run_one(notebook: Path, out: Path) -> None:
-    """Body of ``--run-one``: execute a tiny notebook with plain nbclient (project kernel,
-    no sandbox), then through the runner (course limits); print both times."""
+def run_one(notebook: Path, out: Path, *, also_nbclient: bool) -> None:
+    """Body of ``--run-one``: run a tiny notebook through the runner (course limits); with
+    ``also_nbclient`` first execute it with plain nbclient (project kernel, no sandbox) and
+    print both times."""
     from nbclient import NotebookClient
 
     from autograder.config import load_config
     from autograder.kernel.manager import ProjectKernelManager
     from autograder.runner.run import RunRequest, run_submission
 
-    with tempfile.TemporaryDirectory(prefix="bench-nbclient-") as scratch:
-        started = time.perf_counter()
-        nb = nbformat.read(notebook, as_version=4)
-        NotebookClient(
-            nb, km=ProjectKernelManager(), timeout=600, resources={"metadata": {"path": scratch}}
-        ).execute()
-        nbformat.write(nb, Path(scratch) / notebook.name)
-        nbclient_s = time.perf_counter() - started
+    nbclient_s = 0.0
+    if also_nbclient:
+        with tempfile.TemporaryDirectory(prefix="bench-nbclient-") as scratch:
+            started = time.perf_counter()
+            nb = nbformat.read(notebook, as_version=4)
+            km = ProjectKernelManager()
+            NotebookClient(
+                nb, km=km, timeout=600, resources={"metadata": {"path": scratch}}
+            ).execute()
+            nbformat.write(nb, Path(scratch) / notebook.name)
+            nbclient_s = time.perf_counter() - started
 
     started = time.perf_counter()
     record = run_submission(
@@ -150,7 +157,8 @@ def run_one(notebook: Path, out: Path) -> None:
     runner_s = time.perf_counter() - started
     if record["status"] != "ok":
         raise SystemExit(f"{notebook}: {record['status']}: {record['message']}")
-    print("BENCH " + json.dumps({"nbclient_s": nbclient_s, "runner_s": runner_s}))
+    if also_nbclient:
+        print("BENCH " + json.dumps({"nbclient_s": nbclient_s, "runner_s": runner_s}))
 
 
 def tiny_notebooks(folder: Path, count: int) -> list[Path]:
@@ -177,9 +185,10 @@ def main() -> None:
     parser.add_argument("--solution", action="store_true", help="also time the solution")
     parser.add_argument("-n", type=int, default=5, help="tiny notebooks (default 5)")
     parser.add_argument("--run-one", nargs=2, metavar=("NOTEBOOK", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--also-nbclient", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
-        run_one(Path(args.run_one[0]), Path(args.run_one[1]))
+        run_one(Path(args.run_one[0]), Path(args.run_one[1]), also_nbclient=args.also_nbclient)
         return
 
     from autograder.runner.sandbox import sandbox_problem
@@ -201,7 +210,8 @@ def main() -> None:
         plain(notebooks[0], work, env)
         runner_one(notebooks[0], work, env)
         plains: list[float] = []
-        runners: list[tuple[float, float, float]] = []
+        runners: list[float] = []
+        inside: list[tuple[float, float]] = []
         for i, notebook in enumerate(notebooks):
             # alternate which side goes first, so drift in machine load hits both
             if i % 2 == 0:
@@ -210,13 +220,14 @@ def main() -> None:
             else:
                 runners.append(runner_one(notebook, work, env))
                 plains.append(plain(notebook, work, env))
+            inside.append(in_process(notebook, work, env))
             print(
-                f"  {notebook.name}: nbconvert {plains[-1]:.2f} s, runner process "
-                f"{runners[-1][0]:.2f} s (inside it: nbclient {runners[-1][1]:.2f} s, "
-                f"run_submission {runners[-1][2]:.2f} s)"
+                f"  {notebook.name}: nbconvert {plains[-1]:.2f} s, runner {runners[-1]:.2f} s; "
+                f"in one process: nbclient {inside[-1][0]:.2f} s, "
+                f"run_submission {inside[-1][1]:.2f} s"
             )
-        overheads = [b[0] - a for a, b in zip(plains, runners, strict=True)]
-        inner = [r[2] - r[1] for r in runners]
+        overheads = [b - a for a, b in zip(plains, runners, strict=True)]
+        inner = [b - a for a, b in inside]
 
         solution: tuple[float, float] | None = None
         if args.solution:
@@ -233,15 +244,14 @@ def main() -> None:
             f"{'':<26} {'plain (s)':>9} {'runner (s)':>10} {'overhead (s)':>12} {'ratio':>8}  "
             f"{'target':<18} met"
         )
-        a_med = statistics.median(plains)
-        b_med = statistics.median(r[0] for r in runners)
+        a_med, b_med = statistics.median(plains), statistics.median(runners)
         over = statistics.median(overheads)
         print(
             row(f"tiny x{len(notebooks)}: processes", a_med, b_med,
                 f"<= {TINY_TARGET_S} s overhead", over <= TINY_TARGET_S)
         )  # fmt: skip
-        a_in = statistics.median(r[1] for r in runners)
-        b_in = statistics.median(r[2] for r in runners)
+        a_in = statistics.median(a for a, _ in inside)
+        b_in = statistics.median(b for _, b in inside)
         print(
             row(f"tiny x{len(notebooks)}: in-process", a_in, b_in,
                 f"<= {TINY_TARGET_S} s overhead", statistics.median(inner) <= TINY_TARGET_S)

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,8 +86,6 @@ def submit_batch(
 
 def copy_course(source: Path, target: Path) -> CourseConfig:
     """A fresh copy of a released course (its own gradebook, nothing graded)."""
-    import shutil
-
     shutil.copytree(
         source, target, ignore=shutil.ignore_patterns("submitted", "autograded", "feedback")
     )
@@ -522,6 +521,48 @@ def test_worker_without_the_mnist_mirror_fails_clearly(
     assert "2 of 2 submission(s) could not be graded" in message
     assert "no MNIST mirror" in message and "autograder datasets" in message
     assert gradebook_rows(course) == {}
+
+
+def _cli_with_scheduler() -> Any:
+    from autograder.cli import main
+
+    grade_command = main.commands["grade"]  # type: ignore[attr-defined]
+    if not any("--scheduler" in p.opts for p in grade_command.params):
+        pytest.skip("`autograder grade` has no --scheduler option yet")
+    return main
+
+
+def test_cli_grades_on_the_cluster(cluster: Cluster, course: CourseConfig) -> None:
+    from click.testing import CliRunner
+
+    main = _cli_with_scheduler()
+    expected = {s: v for s, v in submit_batch(course, 4).items() if s.endswith("-right")}
+    for student in set(os.listdir(course.submitted_dir)) - set(expected):
+        shutil.rmtree(course.submitted_dir / student)
+    args = ["grade", TINY, "--course", str(course.root), "--scheduler", cluster.address]
+    outcome = CliRunner().invoke(main, args)
+    assert outcome.exit_code == 0, outcome.output
+    assert_graded_once(course, expected)
+    assert all(remote(course, s)["worker"].startswith("tcp://127.0.0.1:") for s in expected)
+
+
+def test_cli_reports_an_unreachable_scheduler(course: CourseConfig) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    main = _cli_with_scheduler()
+    submit_batch(course, 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    database = course.gradebook_dir / "gradebook.db"
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    args = ["grade", TINY, "--course", str(course.root), "--scheduler", address]
+    outcome = CliRunner().invoke(main, args)
+    assert outcome.exit_code == 2
+    assert f"error: cannot reach the Dask scheduler at {address}" in outcome.output
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
 
 
 # -- the transfer rules, without a cluster --------------------------------------------------

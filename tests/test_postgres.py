@@ -249,11 +249,6 @@ def test_two_graders_at_once_on_different_students(
     assert_graded_once_in(first, second, expected)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="racing creates of the same student/submission row: one grader gets a unique "
-    "violation until gradebook.record_result retries on IntegrityError (no corruption)",
-)
 def test_two_graders_at_once_on_the_same_students(
     postgres: PostgresServer, released: Path, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ import pytest
 
 from autograder.config import Limits
 from autograder.runner import limits
+from autograder.runner import run as run_module
 from autograder.runner.pool import run_many
 from autograder.runner.record import read_record
 from autograder.runner.run import RunRequest, run_submission
@@ -620,11 +621,38 @@ def test_printing_1_gb_is_stopped(tmp_path: Path, code: str, statuses: tuple[str
 
 
 def test_sleeping_forever_hits_the_cell_timeout(tmp_path: Path) -> None:
-    code = "import time\nwhile True:\n    time.sleep(3600)\n"
-    run = attack(tmp_path, code, limits=replace(LIMITS, cell_timeout_s=3))
+    """The cell is interrupted at its limit and the notebook goes on with the next cell."""
+    attacks = {"attack": "import time\nwhile True:\n    time.sleep(3600)\n",
+               "after": "print('AFTER')\n"}  # fmt: skip
+    notebook = attack_notebook(tmp_path / "nb" / "lesson25.ipynb", attacks)
+    run = run_notebook(notebook, tmp_path / "out", limits=replace(LIMITS, cell_timeout_s=3))
     assert_status(run, "timeout")
     assert "ran past 3 s" in run.record["message"]
+    assert "the cells after it still ran" in run.record["message"]
+    assert "AFTER" in run.text("after")
     assert run.record["wall_s"] < 30
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import time\nwhile True:\n    try:\n        time.sleep(3600)\n"
+        "    except KeyboardInterrupt:\n        pass\n",
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n",
+    ],
+    ids=["catches-interrupt", "ignores-sigint"],
+)
+def test_sleeping_through_the_interrupt_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    """A cell past its limit is interrupted so the notebook can go on; one that survives the
+    interrupt ends the run after a grace period (lowered here from 30 s)."""
+    monkeypatch.setattr(run_module, "INTERRUPT_GRACE_S", 2)
+    run = attack(tmp_path, code + "\n", limits=replace(LIMITS, cell_timeout_s=3))
+    assert_status(run, "timeout")
+    assert "ran past 3 s" in run.record["message"]
+    assert "still ran" not in run.record["message"]
+    assert run.record["wall_s"] < 40
 
 
 def test_spinning_with_signals_ignored_hits_the_notebook_timeout(tmp_path: Path) -> None:

@@ -285,6 +285,7 @@ def _assert_message(err: AssertionError) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _SUBMISSIONS.clear()  # a long-lived worker must not keep every past submission's models
     target = session.config.getoption("--ag-results")
     if not target:
         return

@@ -23,8 +23,14 @@ KERNEL_ENV = {
 
 def kernel_command() -> list[str]:
     """The argv of the project kernel, with jupyter_client's connection-file placeholder."""
-    return [sys.executable, "-Xfrozen_modules=off", "-m", "autograder.kernel", "-f",
-            "{connection_file}"]
+    return [
+        sys.executable,
+        "-Xfrozen_modules=off",
+        "-m",
+        "autograder.kernel",
+        "-f",
+        "{connection_file}",
+    ]
 
 
 def kernel_env(mnist_npz: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -59,9 +59,7 @@ class _Recorder:
             if kind is None or self.current.get(name) == id(value):
                 continue
             self.current[name] = id(value)
-            entry = self.objects.setdefault(
-                id(value), {"obj": value, "kind": kind, "bindings": []}
-            )
+            entry = self.objects.setdefault(id(value), {"obj": value, "kind": kind, "bindings": []})
             entry["bindings"].append((name, self.cell))
 
     def _capture_figures(self) -> None:
@@ -105,9 +103,7 @@ class _Recorder:
                 if entry["kind"] == "model":
                     manifest["models"].append(_save_model(entry["obj"], out, key, names, cell))
                 else:
-                    manifest["histories"].append(
-                        _save_history(entry["obj"], out, key, names, cell)
-                    )
+                    manifest["histories"].append(_save_history(entry["obj"], out, key, names, cell))
             except Exception as err:
                 manifest["errors"].append(f"{entry['kind']} {key}: {type(err).__name__}: {err}")
         for number, record in enumerate(self.figures.values(), start=1):
@@ -152,8 +148,11 @@ def _save_history(history: Any, out: Path, key: str, names: list[str], cell: int
     data = {
         "history": {k: [float(v) for v in vs] for k, vs in dict(history.history).items()},
         "epoch": [int(e) for e in getattr(history, "epoch", [])],
-        "params": {k: v for k, v in dict(getattr(history, "params", {}) or {}).items()
-                   if isinstance(v, int | float | str | bool) or v is None},
+        "params": {
+            k: v
+            for k, v in dict(getattr(history, "params", {}) or {}).items()
+            if isinstance(v, int | float | str | bool) or v is None
+        },
     }
     path = out / "histories" / f"{key}.json"
     path.write_text(json.dumps(data), "utf-8")
@@ -169,13 +168,15 @@ def _figure_meta(fig: Any, cell: int) -> dict[str, Any]:
             x = [float(v) for v in list(line.get_xdata())[:MAX_LINE_POINTS]]
             y = [float(v) for v in list(line.get_ydata())[:MAX_LINE_POINTS]]
             lines.append({"label": str(line.get_label()), "x": x, "y": y})
-        axes.append({
-            "title": ax.get_title(),
-            "xlabel": ax.get_xlabel(),
-            "ylabel": ax.get_ylabel(),
-            "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
-            "lines": lines,
-        })
+        axes.append(
+            {
+                "title": ax.get_title(),
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+                "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+                "lines": lines,
+            }
+        )
     suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
     return {"cell": cell, "suptitle": suptitle, "axes": axes}
 

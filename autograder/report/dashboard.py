@@ -123,9 +123,7 @@ def write_dashboard(
         mean=statistics.fmean(scores) if scores else None,
         median=statistics.median(scores) if scores else None,
         max_score=max((r.max_score for r in ordered), default=0.0),
-        manual_pending=sum(
-            1 for r in ordered for cell in r.cells if cell.score is None
-        ),
+        manual_pending=sum(1 for r in ordered for cell in r.cells if cell.score is None),
     )
 
 
@@ -150,8 +148,15 @@ def _histogram(results: list[SubmissionResult]) -> list[Bin]:
     for index, count in enumerate(counts):
         height = round(HIST_HEIGHT * count / peak, 1) if peak else 0.0
         low, high = index * 100 // HISTOGRAM_BINS, (index + 1) * 100 // HISTOGRAM_BINS
-        bins.append(Bin(f"{low}–{high}%", count, round(index * width, 1),
-                        round(HIST_HEIGHT - height, 1), height))
+        bins.append(
+            Bin(
+                f"{low}–{high}%",
+                count,
+                round(index * width, 1),
+                round(HIST_HEIGHT - height, 1),
+                height,
+            )
+        )
     return bins
 
 
@@ -170,5 +175,7 @@ def _check_rates(results: list[SubmissionResult]) -> list[CheckRate]:
                     visible[key] = check.visible
                 slot = {"passed": 0, "failed": 1}.get(check.outcome, 2)
                 counts[key][slot] += 1
-    return [CheckRate(cell, check, visible[(cell, check)], *counts[(cell, check)])
-            for cell, check in order]
+    return [
+        CheckRate(cell, check, visible[(cell, check)], *counts[(cell, check)])
+        for cell, check in order
+    ]

@@ -30,14 +30,16 @@ def _round(value: float) -> float:
 def _cell_tests(cell: CellView) -> list[dict[str, Any]]:
     if not cell.checks:
         score = cell.score or 0.0
-        return [{
-            "name": cell.grade_id,
-            "score": _round(score),
-            "max_score": _round(cell.points),
-            "status": "passed" if score >= cell.points else "failed",
-            "output": "no checks ran for this cell",
-            "visibility": "visible",
-        }]
+        return [
+            {
+                "name": cell.grade_id,
+                "score": _round(score),
+                "max_score": _round(cell.points),
+                "status": "passed" if score >= cell.points else "failed",
+                "output": "no checks ran for this cell",
+                "visibility": "visible",
+            }
+        ]
     judged = [c for c in cell.checks if c.outcome in ("passed", "failed")]
     judged_weight = sum(c.weight for c in judged)
     total_weight = sum(c.weight for c in cell.checks)
@@ -51,14 +53,16 @@ def _cell_tests(cell: CellView) -> list[dict[str, Any]]:
         output = "\n".join([check.message, *_metric_lines(check.details)])
         if check.outcome == "error":
             output = f"{output}\n(grader error: not counted; a human will review this cell)"
-        tests.append({
-            "name": f"{cell.grade_id}: {check.check}",
-            "score": _round(max_score if check.outcome == "passed" else 0.0),
-            "max_score": _round(max_score),
-            "status": "passed" if check.outcome == "passed" else "failed",
-            "output": output.strip(),
-            "visibility": "visible" if check.visible else "hidden",
-        })
+        tests.append(
+            {
+                "name": f"{cell.grade_id}: {check.check}",
+                "score": _round(max_score if check.outcome == "passed" else 0.0),
+                "max_score": _round(max_score),
+                "status": "passed" if check.outcome == "passed" else "failed",
+                "output": output.strip(),
+                "visibility": "visible" if check.visible else "hidden",
+            }
+        )
     return tests
 
 
@@ -89,14 +93,18 @@ def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
     lines = [f"Status: {result.status}" + (f" ({result.message})" if result.message else "")]
     lines.append(f"Score: {fmt_points(result.score)} / {fmt_points(result.max_score)}")
     if result.late_penalty > 0:
-        lines.append(f"Late by {fmt_points(result.late_days)} day(s): "
-                     f"-{fmt_points(result.late_penalty)} point(s) "
-                     f"from {fmt_points(result.raw_score)}")
+        lines.append(
+            f"Late by {fmt_points(result.late_days)} day(s): "
+            f"-{fmt_points(result.late_penalty)} point(s) "
+            f"from {fmt_points(result.raw_score)}"
+        )
     manual = [c for c in result.cells if c.score is None]
     if manual:
         points = sum(c.points for c in manual)
-        lines.append(f"Graded by hand later: {', '.join(c.grade_id for c in manual)} "
-                     f"({fmt_points(points)} point(s))")
+        lines.append(
+            f"Graded by hand later: {', '.join(c.grade_id for c in manual)} "
+            f"({fmt_points(points)} point(s))"
+        )
     return {
         "score": _round(result.score),
         "execution_time": round(result.wall_s),
@@ -118,9 +126,7 @@ def _cell_text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def write_canvas_csv(
-    results: list[SubmissionResult], out: Path, *, assignment_column: str
-) -> Path:
+def write_canvas_csv(results: list[SubmissionResult], out: Path, *, assignment_column: str) -> Path:
     """Write a Canvas gradebook import CSV (``Student, ID, SIS User ID, Section,
     <assignment_column>``), one row per student sorted by id; the student id goes into
     ``SIS User ID``, Canvas's own ``ID`` and ``Section`` stay empty."""
@@ -129,6 +135,13 @@ def write_canvas_csv(
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow([*CANVAS_FIXED_COLUMNS, assignment_column])
         for result in sorted(results, key=lambda r: r.student):
-            writer.writerow([_cell_text(result.student_name), "", _cell_text(result.student), "",
-                             fmt_points(result.score)])
+            writer.writerow(
+                [
+                    _cell_text(result.student_name),
+                    "",
+                    _cell_text(result.student),
+                    "",
+                    fmt_points(result.score),
+                ]
+            )
     return out

@@ -199,11 +199,13 @@ def _layer_tables(details: dict[str, Any]) -> tuple[LayerTable, ...]:
             want = expected[index] if index < len(expected) else None
             got = found[index] if index < len(found) else None
             rows.append(LayerPair(index + 1, want, got, index == first_index, want != got))
-        tables.append(LayerTable(
-            model=str(item.get("model", "")),
-            rows=tuple(rows),
-            first_difference=None if first_index is None else first_index + 1,
-        ))
+        tables.append(
+            LayerTable(
+                model=str(item.get("model", "")),
+                rows=tuple(rows),
+                first_difference=None if first_index is None else first_index + 1,
+            )
+        )
     return tuple(tables)
 
 
@@ -241,4 +243,3 @@ def _number(value: object) -> float | None:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-

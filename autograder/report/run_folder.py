@@ -69,8 +69,9 @@ def read_run_folder(run_dir: Path) -> RunFolder:
         )
         for e in record["errors"]
     )
-    return RunFolder(found=True, peak_memory_mb=float(record["peak_memory_mb"]), errors=errors,
-                     record=record)
+    return RunFolder(
+        found=True, peak_memory_mb=float(record["peak_memory_mb"]), errors=errors, record=record
+    )
 
 
 def safe_relative(value: object) -> PurePosixPath | None:

@@ -144,8 +144,13 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
 
     for sub in ("models", "histories", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    index: dict[str, Any] = {"models": [], "histories": [], "figures": [],
-                             "errors": list(manifest["errors"]), "gpus": manifest["gpus"]}
+    index: dict[str, Any] = {
+        "models": [],
+        "histories": [],
+        "figures": [],
+        "errors": list(manifest["errors"]),
+        "gpus": manifest["gpus"],
+    }
     for model in manifest["models"]:
         key = model["key"]
         if model["file"] != f"models/{key}.keras":
@@ -156,8 +161,10 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
             raise HarvestError(f"model {key}: {src.name} is not a .keras archive")
         shutil.copyfile(src, out / model["file"])
         (out / "models" / f"{key}.summary.txt").write_text(model["summary"], "utf-8")
-        index["models"].append({k: model[k] for k in ("key", "names", "cell", "file")}
-                               | {"summary_file": f"models/{key}.summary.txt"})
+        index["models"].append(
+            {k: model[k] for k in ("key", "names", "cell", "file")}
+            | {"summary_file": f"models/{key}.summary.txt"}
+        )
     for history in manifest["histories"]:
         key = history["key"]
         if history["file"] != f"histories/{key}.json":
@@ -184,8 +191,14 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         (out / "figures" / f"{key}.json").write_text(
             json.dumps(figure, ensure_ascii=False, indent=1), "utf-8"
         )
-        index["figures"].append({"key": key, "file": figure["file"],
-                                 "meta": f"figures/{key}.json", "cell": figure["cell"]})
+        index["figures"].append(
+            {
+                "key": key,
+                "file": figure["file"],
+                "meta": f"figures/{key}.json",
+                "cell": figure["cell"],
+            }
+        )
     return index
 
 

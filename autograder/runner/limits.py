@@ -90,9 +90,11 @@ class Enforcer:
     def _make_cgroups(self, name: str) -> dict[str, Path]:
         made: dict[str, Path] = {}
         settings = {
-            "memory": {"memory.limit_in_bytes": self.limits.memory_mb * 1024 * 1024,
-                       "memory.memsw.limit_in_bytes": self.limits.memory_mb * 1024 * 1024,
-                       "memory.swappiness": 0},
+            "memory": {
+                "memory.limit_in_bytes": self.limits.memory_mb * 1024 * 1024,
+                "memory.memsw.limit_in_bytes": self.limits.memory_mb * 1024 * 1024,
+                "memory.swappiness": 0,
+            },
             "pids": {"pids.max": self.limits.processes},
         }
         for controller, values in settings.items():

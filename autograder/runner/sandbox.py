@@ -61,9 +61,24 @@ def sandbox_problem() -> str | None:
     bwrap = bwrap_path()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap'"
-    probe = [bwrap, "--unshare-all", "--die-with-parent", "--uid", str(SANDBOX_UID),
-             "--gid", str(SANDBOX_UID), *_system_args(), "--proc", "/proc", "--dev", "/dev",
-             "--cap-drop", "ALL", "--", "/bin/true"]
+    probe = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        *_system_args(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--cap-drop",
+        "ALL",
+        "--",
+        "/bin/true",
+    ]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -107,25 +122,40 @@ def bwrap_command(spec: SandboxSpec, command: list[str]) -> list[str]:
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        "--uid", str(SANDBOX_UID),
-        "--gid", str(SANDBOX_UID),
-        "--hostname", "sandbox",
-        "--cap-drop", "ALL",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--cap-drop",
+        "ALL",
         *_system_args(),
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(spec.limits.disk_mb * 1024 * 1024),
-        "--tmpfs", "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(spec.limits.disk_mb * 1024 * 1024),
+        "--tmpfs",
+        "/tmp",
     ]
     for path in spec.readonly:
         args += ["--ro-bind", str(path), str(path)]
     for device in spec.devices:
         args += ["--dev-bind", device, device]
     args += [
-        "--bind", str(spec.workdir), WORK,
-        "--bind", str(spec.harvest_dir), HARVEST,
-        "--bind", str(spec.connection_dir), str(spec.connection_dir),
-        "--chdir", WORK,
+        "--bind",
+        str(spec.workdir),
+        WORK,
+        "--bind",
+        str(spec.harvest_dir),
+        HARVEST,
+        "--bind",
+        str(spec.connection_dir),
+        str(spec.connection_dir),
+        "--chdir",
+        WORK,
         "--clearenv",
     ]
     env = {
