@@ -25,6 +25,15 @@ HARVEST = "/sandbox/harvest"
 SANDBOX_UID = 65534
 SYSTEM_DIRS = ("/usr", "/etc", "/opt")
 LINKED_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+MASKED_FILES = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/security/opasswd",
+)
+MASKED_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d", "/etc/postgresql")
 
 
 class SandboxUnavailable(AutograderError):
@@ -103,6 +112,13 @@ def _system_args() -> list[str]:
     for name in SYSTEM_DIRS:
         if Path(name).is_dir():
             args += ["--ro-bind", name, name]
+    # Started as root, the sandbox's uid reads files as host root: hide the secrets of /etc.
+    for name in MASKED_FILES:
+        if Path(name).is_file():
+            args += ["--ro-bind", "/dev/null", name]
+    for name in MASKED_DIRS:
+        if Path(name).is_dir():
+            args += ["--tmpfs", name, "--remount-ro", name]
     for name in LINKED_DIRS:
         path = Path(name)
         if path.is_symlink():
