@@ -112,6 +112,10 @@ HISTORY_SCHEMA: dict[str, Any] = {
 }
 
 
+MANIFEST_VALIDATOR = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
+HISTORY_VALIDATOR = jsonschema.Draft202012Validator(HISTORY_SCHEMA)
+
+
 def _regular(path: Path, limit: int, what: str, root: Path) -> None:
     if path.is_symlink() or not path.is_file():
         raise HarvestError(f"{what}: {path.name} is missing or not a regular file")
@@ -137,7 +141,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
     _regular(manifest_path, MAX_MANIFEST, "harvest manifest", harvest_dir)
     try:
         manifest = json.loads(manifest_path.read_text("utf-8"))
-        jsonschema.validate(manifest, MANIFEST_SCHEMA)
+        MANIFEST_VALIDATOR.validate(manifest)
     except (ValueError, jsonschema.ValidationError) as err:
         message = getattr(err, "message", str(err))
         raise HarvestError(f"harvest manifest does not validate: {message}") from err
@@ -173,7 +177,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         _regular(src, MAX_HISTORY, f"history {key}", harvest_dir)
         try:
             data = json.loads(src.read_text("utf-8"))
-            jsonschema.validate(data, HISTORY_SCHEMA)
+            HISTORY_VALIDATOR.validate(data)
         except (ValueError, jsonschema.ValidationError) as err:
             message = getattr(err, "message", str(err))  # not str(err): it quotes the file
             raise HarvestError(f"history {key}: does not validate: {message}") from err

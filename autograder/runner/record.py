@@ -108,10 +108,14 @@ RUN_SCHEMA: dict[str, Any] = {
 }
 
 
+RUN_VALIDATOR = jsonschema.Draft202012Validator(RUN_SCHEMA)
+"""Compiled once: ``jsonschema.validate`` would check the schema itself on every call."""
+
+
 def write_record(record: dict[str, Any], path: Path) -> None:
     """Validate ``record`` against :data:`RUN_SCHEMA` and write it atomically to ``path``."""
     try:
-        jsonschema.validate(record, RUN_SCHEMA)
+        RUN_VALIDATOR.validate(record)
     except jsonschema.ValidationError as err:
         raise AutograderError(f"{path}: run record does not validate: {err.message}") from err
     tmp = path.with_suffix(".tmp")
@@ -123,7 +127,7 @@ def read_record(path: Path) -> dict[str, Any]:
     """Read and validate a run record."""
     try:
         record: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        jsonschema.validate(record, RUN_SCHEMA)
+        RUN_VALIDATOR.validate(record)
     except (OSError, ValueError, jsonschema.ValidationError) as err:
         raise AutograderError(f"{path}: not a valid run record: {err}") from err
     return record

@@ -277,6 +277,7 @@ async def _execute(
         allow_errors=True,
         record_timing=True,
         startup_timeout=120,
+        shutdown_kernel="immediate",  # the harvest is in; nothing left to flush
         on_cell_start=on_cell_start,
         on_cell_executed=on_cell_executed,
         resources={"metadata": {"path": str(workdir)}},
