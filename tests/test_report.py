@@ -93,8 +93,11 @@ def parse(html: str) -> _Tables:
 
 def attribute(html: str, tag: str, name: str) -> list[str]:
     """The values of attribute ``name`` on every ``tag`` element, in document order."""
-    return [value for found, attrs in parse(html).elements
-            if found == tag and (value := attrs.get(name)) is not None]
+    return [
+        value
+        for found, attrs in parse(html).elements
+        if found == tag and (value := attrs.get(name)) is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,13 @@ def href_for(result: SubmissionResult) -> str:
 
 def render_site(root: Path, results: list[SubmissionResult], **options: bool) -> Site:
     for result in results:
-        write_feedback(result, FIXTURES / result.student / ASSIGNMENT,
-                       root / "feedback" / result.student / ASSIGNMENT, **options)
-    dashboard = write_dashboard(results, root / "feedback" / "dashboard.html",
-                                report_href=href_for)
+        write_feedback(
+            result,
+            FIXTURES / result.student / ASSIGNMENT,
+            root / "feedback" / result.student / ASSIGNMENT,
+            **options,
+        )
+    dashboard = write_dashboard(results, root / "feedback" / "dashboard.html", report_href=href_for)
     return Site(root, {r.student: r for r in results}, dashboard)
 
 
@@ -136,9 +142,7 @@ def site(results: list[SubmissionResult], tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def grader_site(
-    results: list[SubmissionResult], tmp_path_factory: pytest.TempPathFactory
-) -> Site:
+def grader_site(results: list[SubmissionResult], tmp_path_factory: pytest.TempPathFactory) -> Site:
     return render_site(tmp_path_factory.mktemp("grader"), results, show_hidden=True)
 
 
@@ -155,8 +159,13 @@ def test_fixtures_cover_the_cases(results: list[SubmissionResult]) -> None:
     by_student = {r.student: r for r in results}
     assert [r.student for r in results] == sorted(by_student)
     assert {s: r.status for s, r in by_student.items()} == {
-        "ivanova": "ok", "kuznetsov": "ok", "orlov": "timeout", "petrov": "cell-error",
-        "sidorova": "cell-error", "smirnov": "cell-error", "volkova": "memory-limit",
+        "ivanova": "ok",
+        "kuznetsov": "ok",
+        "orlov": "timeout",
+        "petrov": "cell-error",
+        "sidorova": "cell-error",
+        "smirnov": "cell-error",
+        "volkova": "memory-limit",
     }
     assert by_student["ivanova"].score == by_student["ivanova"].max_score - 2  # 2 manual points
     assert by_student["kuznetsov"].late_days > 0
@@ -175,8 +184,9 @@ def test_perfect_report_shows_scores_checks_run_and_plots(site: Site) -> None:
     scores = parse(html).tables["scores"]
     assert [row[0] for row in scores] == [c.grade_id for c in result.cells]
     manual = [row for row in scores if row[0] in ("answer_cnn128", "answer_gru")]
-    assert manual == [[g, "—", "1", "проверяется вручную позже"]
-                      for g in ("answer_cnn128", "answer_gru")]
+    assert manual == [
+        [g, "—", "1", "проверяется вручную позже"] for g in ("answer_cnn128", "answer_gru")
+    ]
     for name in visible_names(result):
         assert name in html
     assert html.count("✓ пройдена") == len(visible_names(result))
@@ -187,7 +197,8 @@ def test_perfect_report_shows_scores_checks_run_and_plots(site: Site) -> None:
     assert "cnn_model test accuracy" in html and "0.9877" in html and "&gt;= 0.970" in html
     images = attribute(html, "img", "src")
     assert images == [
-        "plots/saved/cnn128_accuracy.png", "plots/saved/gru_loss.png",
+        "plots/saved/cnn128_accuracy.png",
+        "plots/saved/gru_loss.png",
         *[f"plots/figures/figure-{n}.png" for n in range(1, 5)],
     ]
     run = FIXTURES / "ivanova" / ASSIGNMENT / "run" / "artifacts"
@@ -206,7 +217,7 @@ def test_failed_layer_stack_is_shown_side_by_side(site: Site, grader_site: Site)
     assert marked.count("first-diff") == 1
     assert "Первое расхождение — строка 5." in html
     start = html.index('<tr class="first-diff">')
-    first_row = html[start:html.index("</tr>", start)]
+    first_row = html[start : html.index("</tr>", start)]
     assert "Conv2D(128, 3x3, relu)" in first_row and "Flatten()" in first_row
     assert "(None, 3, 3, 128)" in first_row and "(None, 1600)" in first_row
     assert "— нет слоя —" in html  # the found stack is shorter
@@ -223,8 +234,7 @@ def test_failed_layer_stack_is_shown_side_by_side(site: Site, grader_site: Site)
 
 def test_hidden_evidence_can_be_withheld(results: list[SubmissionResult], tmp_path: Path) -> None:
     petrov = next(r for r in results if r.student == "petrov")
-    page = write_feedback(petrov, FIXTURES / "petrov" / ASSIGNMENT, tmp_path,
-                          hidden_evidence=False)
+    page = write_feedback(petrov, FIXTURES / "petrov" / ASSIGNMENT, tmp_path, hidden_evidence=False)
     html = page.read_text("utf-8")
     assert 'class="layers"' not in html and "Измерения проверяющей программы" not in html
     assert "1 скрытая проверка: пройдено 0, не пройдено 1." in html
@@ -279,8 +289,11 @@ def test_untrusted_text_is_escaped_everywhere(site: Site) -> None:
 
 def test_only_png_files_inside_the_run_folder_are_copied(site: Site) -> None:
     report_dir = site.report("smirnov").parent
-    copied = sorted(p.relative_to(report_dir).as_posix()
-                    for p in (report_dir / "plots").rglob("*") if p.is_file())
+    copied = sorted(
+        p.relative_to(report_dir).as_posix()
+        for p in (report_dir / "plots").rglob("*")
+        if p.is_file()
+    )
     assert copied == ["plots/saved/точность модели #1 & 50%.png"]
     images = attribute(site.html("smirnov"), "img", "src")
     assert images == ["plots/saved/" + quote("точность модели #1 & 50%.png")]
@@ -316,7 +329,8 @@ def test_output_is_byte_identical(
     stale = again.report("petrov").parent
     write_feedback(ivanova, FIXTURES / "ivanova" / ASSIGNMENT, stale)
     assert (stale / "plots/saved/gru_loss.png").read_bytes() == (
-        site.report("ivanova").parent / "plots/saved/gru_loss.png").read_bytes()
+        site.report("ivanova").parent / "plots/saved/gru_loss.png"
+    ).read_bytes()
     write_feedback(site.results["sidorova"], FIXTURES / "sidorova" / ASSIGNMENT, stale)
     assert not (stale / "plots").exists()
     assert sorted(p.name for p in stale.iterdir()) == [REPORT_FILE]
@@ -331,12 +345,30 @@ def test_report_without_a_run_record(results: list[SubmissionResult], tmp_path: 
 def test_formatting_helpers() -> None:
     forms = ("скрытая проверка", "скрытые проверки", "скрытых проверок")
     assert [plural(n, *forms).split(" ", 1)[1] for n in (1, 2, 5, 11, 12, 21, 22, 25, 101)] == [
-        forms[0], forms[1], forms[2], forms[2], forms[2], forms[0], forms[1], forms[2], forms[0]
+        forms[0],
+        forms[1],
+        forms[2],
+        forms[2],
+        forms[2],
+        forms[0],
+        forms[1],
+        forms[2],
+        forms[0],
     ]
-    assert [fmt_points(v) for v in (16.0, 13.6, 4 / 3, -0.0, None)] == ["16", "13.6", "1.33",
-                                                                         "0", "—"]
+    assert [fmt_points(v) for v in (16.0, 13.6, 4 / 3, -0.0, None)] == [
+        "16",
+        "13.6",
+        "1.33",
+        "0",
+        "—",
+    ]
     assert [fmt_seconds(v) for v in (0.04, 59.94, 59.96, 71.04, 924.77)] == [
-        "0.0 с", "59.9 с", "1 мин 00 с", "1 мин 11 с", "15 мин 25 с"]
+        "0.0 с",
+        "59.9 с",
+        "1 мин 00 с",
+        "1 мин 11 с",
+        "15 мин 25 с",
+    ]
     assert fmt_when("2026-12-18T23:59:00") == "18.12.2026 23:59"
     assert fmt_when("2026-12-18T20:59:00-05:30") == "18.12.2026 20:59 (UTC-05:30)"
     assert fmt_when("yesterday") == "yesterday" and fmt_when(None) == "—"
@@ -372,7 +404,7 @@ def test_dashboard_lists_rates_flags_and_students(site: Site) -> None:
     for student in site.results:
         assert f"{student}/{ASSIGNMENT}/{REPORT_FILE}" in links
     assert "<svg" in html and html.count("<rect") == 10
-    assert "<script" not in html and "http" not in html.replace('http-equiv', '')
+    assert "<script" not in html and "http" not in html.replace("http-equiv", "")
 
 
 def test_empty_dashboard(tmp_path: Path) -> None:
@@ -409,8 +441,9 @@ def test_gradescope_results(results: list[SubmissionResult], tmp_path: Path) -> 
 
 def test_canvas_csv(results: list[SubmissionResult], tmp_path: Path) -> None:
     column = "Урок 25 (1234)"
-    path = write_canvas_csv(list(reversed(results)), tmp_path / "canvas.csv",
-                            assignment_column=column)
+    path = write_canvas_csv(
+        list(reversed(results)), tmp_path / "canvas.csv", assignment_column=column
+    )
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["Student", "ID", "SIS User ID", "Section", column]
@@ -424,24 +457,38 @@ def test_canvas_csv(results: list[SubmissionResult], tmp_path: Path) -> None:
 
 
 # -- a real browser -----------------------------------------------------------------------
-@pytest.mark.skipif(not CHROMIUM.exists(),
-                    reason="/usr/bin/chromium is missing: apt-get install chromium chromium-driver")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing: apt-get install chromium chromium-driver",
+)
 def test_pages_in_headless_chromium(site: Site, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run",
-                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,900",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     ARTIFACTS.mkdir(exist_ok=True)
-    shots = {"dashboard": site.dashboard, "report-petrov": site.report("petrov"),
-             "report-ivanova": site.report("ivanova"), "report-smirnov": site.report("smirnov")}
+    shots = {
+        "dashboard": site.dashboard,
+        "report-petrov": site.report("petrov"),
+        "report-ivanova": site.report("ivanova"),
+        "report-smirnov": site.report("smirnov"),
+    }
     pages = [site.dashboard, *(site.report(s) for s in sorted(site.results))]
     try:
         for page in pages:
@@ -463,8 +510,9 @@ def check_page(driver: WebDriver, page: Path) -> None:
     logs = driver.get_log("browser")  # type: ignore[no-untyped-call]
     assert [e for e in logs if e["level"] == "SEVERE"] == [], page
     assert script("return document.scripts.length") == 0
-    images = script("return Array.from(document.images).map(i => [i.src, i.complete, "
-                    "i.naturalWidth])")
+    images = script(
+        "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])"
+    )
     assert isinstance(images, list)
     for src, complete, width in images:
         assert complete and width > 0, (page, src)
@@ -476,7 +524,7 @@ def check_page(driver: WebDriver, page: Path) -> None:
         target = Path(url2pathname(parts.path))
         assert target.is_file(), (page, href)
         if parts.fragment and target == page:
-            found = script(f"return document.getElementById({json.dumps(unquote(parts.fragment))})"
-                           " !== null")
+            found = script(
+                f"return document.getElementById({json.dumps(unquote(parts.fragment))}) !== null"
+            )
             assert found, (page, href)
-

@@ -261,7 +261,7 @@ def pytest_runtest_makereport(
         message = f"grader error: {excinfo.typename}: {excinfo.value}"[:1000]
         details = {}
     name = item.originalname if isinstance(item, pytest.Function) else item.name
-    flags: list[str] = item.stash[FLAGS_KEY] if FLAGS_KEY in item.stash else []
+    flags: list[str] = item.stash.get(FLAGS_KEY, [])
     metrics = item.stash.get(METRICS_KEY, [])
     if metrics:
         details = {**details, "metrics": metrics}
