@@ -49,7 +49,7 @@ from autograder.checks.scoring import CheckResult, score_cells
 from autograder.config import DATA_ENV, CourseConfig, Limits
 from autograder.datasets import mnist_path
 from autograder.errors import AutograderError
-from autograder.notebook import GradeCell
+from autograder.notebook import GradeCell, autograded_points
 from autograder.runner.device import DEVICE_MODES
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def dask_executor(
         cells: dict[str, GradeCell],
         log: Log,
     ) -> dict[Path, CheckRun]:
-        points = {c.grade_id: c.points for c in cells.values() if c.autograded}
+        points = autograded_points(cells)
         checked = {}
         todo = []
         for item in pending:

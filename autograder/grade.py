@@ -32,7 +32,7 @@ from autograder.config import CourseConfig
 from autograder.datasets import mnist_path
 from autograder.errors import AutograderError
 from autograder.gradebook import open_gradebook, record_result
-from autograder.notebook import GradeCell, grade_cells, read_notebook
+from autograder.notebook import GradeCell, autograded_points, grade_cells, read_notebook
 from autograder.release import source_digest, source_notebooks
 from autograder.results import (
     RESULT_FILE,
@@ -232,7 +232,7 @@ def check_pending(
         run_json = item.out / RUN_FOLDER / "run.json"
         if run_json.is_file() and read_record(run_json)["status"] != "invalid-notebook":
             runnable.append(item.out / RUN_FOLDER)
-    points = {c.grade_id: c.points for c in cells.values() if c.autograded}
+    points = autograded_points(cells)
     checked = run_checks(
         config.grading_tests_dir / assignment, runnable, points, data_dir=config.data_dir
     )

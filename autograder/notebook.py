@@ -28,6 +28,11 @@ class GradeCell:
     index: int
 
 
+def autograded_points(cells: dict[str, GradeCell]) -> dict[str, float]:
+    """Points per autograded grade cell: what the checks score."""
+    return {c.grade_id: c.points for c in cells.values() if c.autograded}
+
+
 def cell_label(cell: Any, index: int) -> str:
     """A human label for a cell: its nbgrader grade id when it has one, else its position."""
     grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")

@@ -22,7 +22,7 @@ from autograder.config import CourseConfig
 from autograder.datasets import provision_mnist
 from autograder.errors import AutograderError, CellExecutionError, NotebookError
 from autograder.nbgrader_bridge import generate_assignment
-from autograder.notebook import GradeCell, grade_cells, read_notebook
+from autograder.notebook import GradeCell, autograded_points, grade_cells, read_notebook
 from autograder.runner.run import RunRequest, run_submission
 from autograder.runner.sandbox import sandbox_problem
 
@@ -136,7 +136,7 @@ def run_solution(
     it; raise naming the notebook and the failing cell or check. Returns the wall time."""
     mnist_npz = provision_mnist(config.data_dir)
     sandbox = sandbox_problem() is None
-    points = {c.grade_id: c.points for c in cells.values() if c.autograded}
+    points = autograded_points(cells)
     wall_s = 0.0
     for path in notebooks:
         log(f"{assignment}: running {path.relative_to(config.root)} with its solutions")

@@ -17,6 +17,7 @@ from tiny_course import ROOT
 from autograder.checks.run import run_checks
 from autograder.config import load_config
 from autograder.grade import assignment_cells
+from autograder.notebook import autograded_points
 from autograder.runner.pool import run_many
 from autograder.runner.run import RunRequest
 
@@ -114,7 +115,7 @@ def _notebook(target: Path, cell_id: str | None, edit: Edit | None, extra: str =
 def test_solution_and_mutations(tmp_path: Path, mnist_mirror: Path) -> None:
     config = load_config(ROOT)
     _, cells = assignment_cells(config, "lesson25")
-    points = {c.grade_id: c.points for c in cells.values() if c.autograded}
+    points = autograded_points(cells)
     notebooks = {"solution": _notebook(tmp_path / "nb/solution/lesson25.ipynb", None, None)}
     for name, (cell_id, edit, _, _) in MUTATIONS.items():
         extra = FABRICATION if name == "fabricated_history" else ""

@@ -457,8 +457,8 @@ def test_bwrap_arguments_for_a_gpu_run(tmp_path: Path) -> None:
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert env["AUTOGRADER_MNIST_NPZ"] == str(MNIST)
     # the private /tmp is size-limited to the disk limit
-    i = argv.index("--tmpfs")
-    assert argv[i - 2 : i + 2] == ["--size", str(LIMITS.disk_mb * 2**20), "--tmpfs", "/tmp"]
+    i = argv.index("/tmp", argv.index("--size"))
+    assert argv[i - 3 : i + 1] == ["--size", str(LIMITS.disk_mb * 2**20), "--tmpfs", "/tmp"]
     assert_no_course_paths(argv)
 
 

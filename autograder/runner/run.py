@@ -291,7 +291,9 @@ async def _execute(
             for index, cell in enumerate(nb.cells):
                 current = client.current_cell = index
                 await client.async_execute_cell(cell, index, execution_count=index + 1)
-                if enforcer.breach:
+                # measure once more as the cell ends, so that a breach the watchdog's next
+                # tick would find later is put on the cell that caused it
+                if enforcer.check_now():
                     break
             if not enforcer.breach:
                 current = -1  # a failure from here on is the harvest's, not a cell's
