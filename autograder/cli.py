@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from autograder.config import CourseConfig, load_config
-from autograder.errors import AutograderError
+from autograder.errors import AutograderError, Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +28,9 @@ def reports_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except Interrupted as err:
+            click.echo(f"interrupted: {err}", err=True)
+            sys.exit(130)
         except AutograderError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)

@@ -25,3 +25,7 @@ class CellExecutionError(NotebookError):
 
 class DatasetError(AutograderError):
     """A dataset source is missing, corrupt, or its content is not what was expected."""
+
+
+class Interrupted(AutograderError):
+    """The user stopped a batch (Ctrl-C); what had finished is kept."""

@@ -71,6 +71,20 @@ def dir_size(*folders: Path, cap: int | None = None) -> int | None:
     return total
 
 
+_ACTIVE: set[Enforcer] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def stop_all(reason: str, detail: str) -> int:
+    """Trip every run this process is watching (Ctrl-C on a batch): each one's processes
+    are killed at once and its run records ``reason``. Returns how many were running."""
+    with _ACTIVE_LOCK:
+        active = list(_ACTIVE)
+    for enforcer in active:
+        enforcer.trip(reason, detail)
+    return len(active)
+
+
 class Enforcer:
     """Puts a run into its cgroups (when possible) and watches it until :meth:`close`."""
 
@@ -141,6 +155,8 @@ class Enforcer:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._watch, name="sandbox-watchdog", daemon=True)
         self._thread.start()
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(self)
 
     def _watch(self) -> None:
         tick = 0
@@ -231,6 +247,8 @@ class Enforcer:
 
     def close(self) -> None:
         """Stop watching, kill whatever is left and remove the cgroups."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

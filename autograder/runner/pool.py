@@ -1,13 +1,14 @@
 """Running many submissions at once: a bounded pool of concurrent sandboxed runs in one
 event loop, GPU slots shared out per card, and a live progress line.
 
-Ctrl-C cancels the runs in flight: their kernels and sandboxes are torn down by the same
-clean-up as a normal run, and every run that had finished keeps its results.
+Ctrl-C (or SIGTERM) stops the batch: the sandboxes in flight are killed at once, no new run
+starts, every run that had finished keeps its results, and :class:`Interrupted` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,9 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from autograder.errors import Interrupted
 from autograder.runner.device import visible_gpus
+from autograder.runner.limits import stop_all
 from autograder.runner.run import RunRequest, run_submission_async
 
 OK_STATUSES = ("ok", "cell-error")
@@ -29,6 +32,7 @@ class PoolStats:
     done: int = 0
     running: int = 0
     failed: int = 0
+    interrupted: bool = False
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -76,6 +80,8 @@ async def run_many(
 
     async def one(position: int, request: RunRequest) -> None:
         async with limit:
+            if stats.interrupted:
+                return
             gpu: int | None = None
             if slots is not None and request.device_mode != "cpu":
                 gpu = await slots.acquire()
@@ -89,6 +95,8 @@ async def run_many(
                 stats.running -= 1
                 if slots is not None and gpu is not None:
                     await slots.release(gpu)
+            if stats.interrupted:
+                return  # stopped half-way: not a result, the run is due again
             results[position] = record
             if on_done:
                 on_done(request, record)
@@ -98,8 +106,52 @@ async def run_many(
             if on_update:
                 on_update(stats, record)
 
-    await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+    def interrupt() -> None:
+        stats.interrupted = True
+        stop_all("killed", "the batch was stopped (Ctrl-C)")
+
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, interrupt)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread (e.g. a Dask worker): no handler
+    # nbclient installs (and on exit removes) its own SIGINT/SIGTERM handler for each kernel,
+    # which would replace the batch's; while the batch runs, the batch's handler stays.
+    patched: Any = loop
+    if handled:
+        patched.add_signal_handler = _keep_stop_signals(loop.add_signal_handler)
+        patched.remove_signal_handler = _keep_stop_signals(loop.remove_signal_handler)
+    try:
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+    finally:
+        if handled:
+            del patched.add_signal_handler, patched.remove_signal_handler  # the class's again
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+    if stats.interrupted:
+        kept = sum(r is not None for r in results)
+        raise Interrupted(
+            f"stopped by the user: {kept} finished run(s) kept, "
+            f"{len(requests) - kept} not run or stopped half-way (run again to finish them)"
+        )
     return results
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _keep_stop_signals(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of the event loop, ignoring calls for :data:`STOP_SIGNALS`."""
+
+    def guarded(signum: int, *args: Any) -> Any:
+        if signum in STOP_SIGNALS:
+            return False
+        return method(signum, *args)
+
+    return guarded
 
 
 def run_with_progress(
