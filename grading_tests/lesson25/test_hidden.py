@@ -61,6 +61,22 @@ def _measured_accuracy(name, history_name, model, history, mnist_test, flag, met
     )
 
 
+def _recurrent(kind, stack, model, history, fresh_sequences, metric):
+    """The recurrent model's layers, then its MSE on fresh sequences against the threshold."""
+    name = f"{kind}_model"
+    compare_stacks(layer_table(model(name)), stack, name=name)
+    error = mse(model(name), fresh_sequences)
+    limit = THRESHOLDS[f"{name}_mse_max"]
+    claimed = history(f"{kind}_history").get("val_loss", [])
+    metric(
+        f"{name} MSE on new sequences", error, claimed[-1] if claimed else None, f"<= {limit:.1e}"
+    )
+    assert error <= limit, (
+        f"`{name}` has MSE {error:.2e} on new sequences (measured by the grader); at most "
+        f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
+    )
+
+
 @pytest.mark.check(cell="test_cnn_architecture", weight=2)
 def test_cnn_layer_stack(model):
     compare_stacks(layer_table(model("cnn_model")), CNN_STACK, name="cnn_model")
@@ -73,20 +89,7 @@ def test_cnn_accuracy_measured(model, history, mnist_test, flag, metric):
 
 @pytest.mark.check(cell="test_lstm", weight=2)
 def test_lstm_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
-    compare_stacks(layer_table(model("lstm_model")), LSTM_STACK, name="lstm_model")
-    error = mse(model("lstm_model"), fresh_sequences)
-    limit = THRESHOLDS["lstm_model_mse_max"]
-    claimed = history("lstm_history").get("val_loss", [])
-    metric(
-        "lstm_model MSE on new sequences",
-        error,
-        claimed[-1] if claimed else None,
-        f"<= {limit:.1e}",
-    )
-    assert error <= limit, (
-        f"`lstm_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
-        f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
-    )
+    _recurrent("lstm", LSTM_STACK, model, history, fresh_sequences, metric)
 
 
 @pytest.mark.check(cell="test_cnn128_architecture", weight=2)
@@ -112,17 +115,7 @@ def test_cnn128_plot_shows_training(saved_file, figures, history):
 
 @pytest.mark.check(cell="test_gru", weight=2)
 def test_gru_mse_on_fresh_sequences(model, history, fresh_sequences, metric):
-    compare_stacks(layer_table(model("gru_model")), GRU_STACK, name="gru_model")
-    error = mse(model("gru_model"), fresh_sequences)
-    limit = THRESHOLDS["gru_model_mse_max"]
-    claimed = history("gru_history").get("val_loss", [])
-    metric(
-        "gru_model MSE on new sequences", error, claimed[-1] if claimed else None, f"<= {limit:.1e}"
-    )
-    assert error <= limit, (
-        f"`gru_model` has MSE {error:.2e} on new sequences (measured by the grader); at most "
-        f"{limit:.1e} is required (predicting the mean gives about 8.3e-03)"
-    )
+    _recurrent("gru", GRU_STACK, model, history, fresh_sequences, metric)
 
 
 @pytest.mark.check(cell="test_gru_plot", weight=1)
