@@ -157,10 +157,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
     }
     for model in manifest["models"]:
         key = model["key"]
-        if model["file"] != f"models/{key}.keras":
-            raise HarvestError(f"harvest manifest: model {key} points outside models/")
-        src = harvest_dir / model["file"]
-        _regular(src, MAX_MODEL, f"model {key}", harvest_dir)
+        src = _entry_file(harvest_dir, model, "model", "models", ".keras", MAX_MODEL)
         if not _starts_with(src, ZIP_MAGIC):
             raise HarvestError(f"model {key}: {src.name} is not a .keras archive")
         shutil.copyfile(src, out / model["file"])
@@ -171,10 +168,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         )
     for history in manifest["histories"]:
         key = history["key"]
-        if history["file"] != f"histories/{key}.json":
-            raise HarvestError(f"harvest manifest: history {key} points outside histories/")
-        src = harvest_dir / history["file"]
-        _regular(src, MAX_HISTORY, f"history {key}", harvest_dir)
+        src = _entry_file(harvest_dir, history, "history", "histories", ".json", MAX_HISTORY)
         try:
             data = json.loads(src.read_text("utf-8"))
             HISTORY_VALIDATOR.validate(data)
@@ -185,10 +179,7 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
         index["histories"].append({k: history[k] for k in ("key", "names", "cell", "file")})
     for figure in manifest["figures"]:
         key = figure["key"]
-        if figure["file"] != f"figures/{key}.png":
-            raise HarvestError(f"harvest manifest: figure {key} points outside figures/")
-        src = harvest_dir / figure["file"]
-        _regular(src, MAX_FIGURE, f"figure {key}", harvest_dir)
+        src = _entry_file(harvest_dir, figure, "figure", "figures", ".png", MAX_FIGURE)
         if not _starts_with(src, PNG_MAGIC):
             raise HarvestError(f"figure {key}: not a PNG file")
         shutil.copyfile(src, out / figure["file"])
@@ -204,6 +195,19 @@ def collect_harvest(harvest_dir: Path, out: Path) -> dict[str, Any]:
             }
         )
     return index
+
+
+def _entry_file(
+    harvest_dir: Path, entry: dict[str, Any], what: str, folder: str, suffix: str, limit: int
+) -> Path:
+    """The file a manifest entry names, which must be ``<folder>/<key><suffix>`` and a
+    regular file within ``limit`` bytes reached without links."""
+    key = entry["key"]
+    if entry["file"] != f"{folder}/{key}{suffix}":
+        raise HarvestError(f"harvest manifest: {what} {key} points outside {folder}/")
+    src: Path = harvest_dir / str(entry["file"])
+    _regular(src, limit, f"{what} {key}", harvest_dir)
+    return src
 
 
 def collect_files(workdir: Path, out: Path, *, skip: set[str]) -> dict[str, Any]:
