@@ -17,9 +17,9 @@ from typing import Any
 import nbformat
 import pytest
 from click.testing import CliRunner
+from tiny_course import LESSON_LIMITS, LIMITS, MNIST, RELEASE, ROOT
 
 from autograder.cli import main
-from autograder.config import Limits
 from autograder.errors import AutograderError
 from autograder.kernel.manager import kernel_env
 from autograder.notebook import read_notebook
@@ -41,19 +41,6 @@ from autograder.runner.sandbox import (
     require_sandbox,
     sandbox_problem,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT / "release" / "lesson25" / "lesson25.ipynb"
-MNIST = ROOT / ".cache" / "datasets" / "mnist.npz"
-LIMITS = Limits(
-    memory_mb=1024,
-    processes=64,
-    disk_mb=64,
-    notebook_timeout_s=240,
-    cell_timeout_s=120,
-    output_kb_per_cell=256,
-)
-LESSON_LIMITS = Limits(**{**LIMITS.__dict__, "memory_mb": 1536})
 
 needs_sandbox = pytest.mark.skipif(
     sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}"

@@ -28,6 +28,7 @@ from typing import Any
 import nbformat
 import psutil
 import pytest
+from tiny_course import LESSON_LIMITS, LIMITS, MNIST, RELEASE, ROOT
 
 from autograder.config import Limits
 from autograder.runner import limits
@@ -37,26 +38,10 @@ from autograder.runner.record import read_record
 from autograder.runner.run import RunRequest, run_submission
 from autograder.runner.sandbox import sandbox_problem
 
-ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT / "release" / "lesson25" / "lesson25.ipynb"
 SOURCE = ROOT / "source" / "lesson25" / "lesson25.ipynb"
 HIDDEN_TEST = ROOT / "grading_tests" / "lesson25" / "test_hidden.py"
 CALIBRATION = ROOT / "grading_tests" / "lesson25" / "calibration.json"
 GRADEBOOK = ROOT / "gradebook" / "gradebook.db"
-MNIST = ROOT / ".cache" / "datasets" / "mnist.npz"
-
-# Tiny notebooks (no Keras) end in a second or two; the generous time limits are only there
-# for runs that import Keras on a loaded machine. Attacks on time set their own limits.
-LIMITS = Limits(
-    memory_mb=1024,
-    processes=64,
-    disk_mb=64,
-    notebook_timeout_s=240,
-    cell_timeout_s=120,
-    output_kb_per_cell=256,
-)
-# The full lesson (Keras, MNIST in memory) peaks near 700 MB before any attack starts.
-LESSON_LIMITS = replace(LIMITS, memory_mb=1536)
 
 pytestmark = pytest.mark.skipif(
     sandbox_problem() is not None or not RELEASE.is_file(),

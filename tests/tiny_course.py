@@ -6,12 +6,30 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder.config import Limits
+
 ROOT = Path(__file__).resolve().parents[1]
+RELEASE = ROOT / "release" / "lesson25" / "lesson25.ipynb"
+MNIST = ROOT / ".cache" / "datasets" / "mnist.npz"
+
+# Runner tests: tiny notebooks end in a second or two; the generous time limits are only
+# there for runs that import Keras on a loaded machine. Attacks on time set their own limits.
+LIMITS = Limits(
+    memory_mb=1024,
+    processes=64,
+    disk_mb=64,
+    notebook_timeout_s=240,
+    cell_timeout_s=120,
+    output_kb_per_cell=256,
+)
+# The full lesson (Keras, MNIST in memory) peaks near 700 MB before any attack starts.
+LESSON_LIMITS = replace(LIMITS, memory_mb=1536)
 
 PYPROJECT = """\
 [tool.autograder]
